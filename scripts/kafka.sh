@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1:9092 for local development and CI.
+# No Docker: Apache's own jars come from Maven Central (the Maven coordinates of the Kafka server are
+# org.apache.kafka:kafka_2.13) and run on the machine's Java.
+#
+#   scripts/kafka.sh up              resolve jars (cached), format storage (once), start, wait until ready
+#   scripts/kafka.sh down [--purge]  stop (SIGTERM, then SIGKILL after 30 s); --purge also deletes the data
+#   scripts/kafka.sh status          "running" (exit 0) or "not running" (exit 1)
+#
+# Env: KAFKA_VERSION (default below), JAVA_HOME (Java >= 17; otherwise the newest JDK in /usr/lib/jvm).
+# Needs: java >= 17, mvn. Everything goes under <repo>/.cache/kafka (git-ignored):
+#   .cache/kafka/<version>/{pom.xml,libs/}   jars (libs/.complete marks a finished resolve)
+#   .cache/kafka/run/{server.properties,log4j2.properties,kafka.pid,data/,logs/}
+#
+# Version: 4.4.0 is checked against kafkajs 2.2.4, the client this project uses: creating a topic,
+# producing with key + headers, and consuming in a consumer group all work. kafkajs negotiates
+# API versions, and the versions it uses are all still supported after KIP-896 removed old
+# protocol versions in Kafka 4.0. So no 3.x fallback is needed.
+set -euo pipefail
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+LOG4J_FALLBACK_VERSION="2.25.5"        # only used if the resolved jars bring no log4j-api
+DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+HOST=127.0.0.1
+PORT=9092
+CONTROLLER_PORT=9093
+READY_TIMEOUT_S=90
+STOP_TIMEOUT_S=30
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache/kafka"
+VDIR="$CACHE/$KAFKA_VERSION"
+LIBS="$VDIR/libs"
+RUN="$CACHE/run"
+DATA="$RUN/data"
+LOGS="$RUN/logs"
+PIDFILE="$RUN/kafka.pid"
+
+log() { echo "kafka.sh: $*"; }
+die() { echo "kafka.sh: error: $*" >&2; exit 1; }
+
+# --- java ----------------------------------------------------------------------------------------
+java_major() { "$1" -version 2>&1 | sed -n 's/.* version "\([0-9]*\)[."].*/\1/p' | head -n1; }
+pick_java() {
+  local c m best="" bestm=0
+  for c in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} "$(command -v java 2>/dev/null || true)"; do
+    [ -n "$c" ] && [ -x "$c" ] || continue
+    m="$(java_major "$c")"; [ "${m:-0}" -ge 17 ] && { echo "$c"; return; }
+  done
+  for c in /usr/lib/jvm/*/bin/java; do
+    [ -x "$c" ] || continue
+    m="$(java_major "$c")"; [ "${m:-0}" -gt "$bestm" ] && { best="$c"; bestm="$m"; }
+  done
+  [ "$bestm" -ge 17 ] || die "Java >= 17 is required (set JAVA_HOME)"
+  echo "$best"
+}
+
+# --- process / port helpers ----------------------------------------------------------------------
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
+our_pid() {  # prints the pid if the pid file names a live Kafka started by us
+  local pid
+  [ -f "$PIDFILE" ] || return 1
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  grep -q 'kafka\.Kafka' "/proc/$pid/cmdline" 2>/dev/null || ps -o args= -p "$pid" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  echo "$pid"
+}
+
+# --- resolve jars --------------------------------------------------------------------------------
+resolve() {
+  [ -f "$LIBS/.complete" ] && return 0
+  command -v mvn >/dev/null 2>&1 || die "mvn not found"
+  log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central into ${LIBS#"$ROOT"/}"
+  mkdir -p "$VDIR"
+  # kafka-tools provides TopicCommand (readiness probe); its connect-runtime dependency (Jetty, Jersey,
+  # ~20 MB) is only needed by the Connect tools, so it is excluded.
+  cat >"$VDIR/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.effect-minos</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>$KAFKA_VERSION</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$KAFKA_VERSION</version>
+      <exclusions>
+        <exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion>
+      </exclusions>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+  local tmp="$VDIR/libs.partial"
+  rm -rf "$tmp"
+  mvn -B -q -f "$VDIR/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$tmp" </dev/null \
+    || die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (try another KAFKA_VERSION)"
+  ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "kafka_2.13 jar missing after resolve"
+  # The Kafka poms bring slf4j-api + log4j-core but no binding between them (the binary tarball adds
+  # one). Add the log4j binding matching slf4j's major version, at the resolved log4j version.
+  local slf4j log4j binding
+  slf4j="$(ls "$tmp" | sed -n 's/^slf4j-api-\([0-9]*\)\..*\.jar$/\1/p' | head -n1)"
+  log4j="$(ls "$tmp" | sed -n 's/^log4j-api-\(.*\)\.jar$/\1/p' | head -n1)"
+  [ -n "$log4j" ] || log4j="$LOG4J_FALLBACK_VERSION"
+  if [ "$slf4j" = "1" ]; then binding=log4j-slf4j-impl; else binding=log4j-slf4j2-impl; fi
+  for a in log4j-api log4j-core "$binding"; do
+    ls "$tmp/$a-"[0-9]*.jar >/dev/null 2>&1 && continue
+    mvn -B -q "$DEP_PLUGIN:copy" -Dartifact="org.apache.logging.log4j:$a:$log4j" \
+      -DoutputDirectory="$tmp" </dev/null || die "mvn could not fetch $a:$log4j"
+  done
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  touch "$LIBS/.complete"
+}
+
+# --- config --------------------------------------------------------------------------------------
+write_config() {
+  mkdir -p "$RUN" "$LOGS"
+  cat >"$RUN/server.properties" <<EOF
+# Generated by scripts/kafka.sh (overwritten on every "up").
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+EOF
+  cat >"$RUN/log4j2.properties" <<'EOF'
+# Broker logging: to .cache/kafka/run/logs/server.log (rolled at 10 MB, 3 files kept).
+status = warn
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 10MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+EOF
+  cat >"$RUN/tools-log4j2.properties" <<'EOF'
+# CLI tools (StorageTool, TopicCommand): warnings only, to stderr.
+status = warn
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+  cat >"$RUN/client.properties" <<'EOF'
+request.timeout.ms=3000
+default.api.timeout.ms=5000
+EOF
+}
+
+tool() {  # tool <main-class> args...  (CLI tools on the cached classpath)
+  local main="$1"; shift
+  "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto \
+    -Dlog4j2.configurationFile="$RUN/tools-log4j2.properties" \
+    -cp "$LIBS/*" "$main" "$@" </dev/null
+}
+
+format_storage() {
+  local stamp="$DATA/.formatted-by"
+  if [ -f "$DATA/meta.properties" ] && [ -f "$stamp" ]; then
+    [ "$(cat "$stamp")" = "$KAFKA_VERSION" ] && return 0
+    # Formatted by another version. A newer broker can usually read older data, but not the other
+    # way round; this is throw-away dev data, so start over.
+    log "data dir was formatted by Kafka $(cat "$stamp"); re-formatting for $KAFKA_VERSION (data discarded)"
+  fi
+  rm -rf "$DATA"
+  mkdir -p "$DATA"
+  local cid
+  cid="$(tool kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+  [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id (got '$cid')"
+  echo "$cid" >"$RUN/cluster.id"
+  tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$RUN/server.properties" \
+    >"$LOGS/format.log" 2>&1 || { cat "$LOGS/format.log" >&2; die "storage format failed"; }
+  echo "$KAFKA_VERSION" >"$stamp"
+}
+
+ready() {  # a real client can list topics
+  port_open "$PORT" || return 1
+  timeout 20 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$RUN/tools-log4j2.properties" -cp "$LIBS/*" \
+    org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" \
+    --command-config "$RUN/client.properties" --list </dev/null >/dev/null 2>&1
+}
+
+wait_ready() {
+  local pid="$1" deadline=$((SECONDS + READY_TIMEOUT_S))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "kafka.sh: Kafka exited during start-up; last lines of ${LOGS#"$ROOT"/}:" >&2
+      tail -n 30 "$LOGS/server.log" "$LOGS/kafka.out" 2>/dev/null >&2 || true
+      rm -f "$PIDFILE"
+      exit 1
+    fi
+    ready && return 0
+    sleep 1
+  done
+  echo "kafka.sh: Kafka (pid $pid) not ready after ${READY_TIMEOUT_S}s; see ${LOGS#"$ROOT"/}/server.log" >&2
+  exit 1
+}
+
+# --- commands ------------------------------------------------------------------------------------
+cmd_up() {
+  local pid
+  if pid="$(our_pid)"; then
+    if port_open "$PORT"; then log "already running (pid $pid) on $HOST:$PORT"; return 0; fi
+    JAVA="$(pick_java)"; log "pid $pid is starting; waiting"; wait_ready "$pid"
+    log "ready on $HOST:$PORT (pid $pid)"; return 0
+  fi
+  rm -f "$PIDFILE"
+  if port_open "$PORT"; then
+    log "$HOST:$PORT already answers, but not a Kafka started by this script; leaving it alone"
+    return 0
+  fi
+  JAVA="$(pick_java)"
+  resolve
+  write_config
+  format_storage
+  : >"$LOGS/kafka.out"
+  local launcher=()
+  command -v setsid >/dev/null 2>&1 && launcher=(setsid)
+  # The child writes its own pid (bash exec keeps it), so the pid is right even if setsid forks.
+  nohup "${launcher[@]}" bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
+    "$JAVA" -server -Xmx512m -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$LOGS" -Dlog4j2.configurationFile="$RUN/log4j2.properties" \
+    -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" \
+    </dev/null >>"$LOGS/kafka.out" 2>&1 &
+  local i
+  for i in $(seq 1 50); do [ -s "$PIDFILE" ] && break; sleep 0.1; done
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  [ -n "$pid" ] || die "could not start Kafka"
+  log "started Kafka $KAFKA_VERSION (pid $pid); waiting for $HOST:$PORT"
+  wait_ready "$pid"
+  log "ready on $HOST:$PORT (pid $pid)"
+}
+
+cmd_down() {
+  local purge=0 pid i
+  for a in "$@"; do
+    case "$a" in --purge) purge=1 ;; *) die "unknown option for down: $a" ;; esac
+  done
+  if pid="$(our_pid)"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < STOP_TIMEOUT_S * 5; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid still alive after ${STOP_TIMEOUT_S}s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    log "stopped (pid $pid)"
+  else
+    if port_open "$PORT"; then
+      log "not started by this script ($HOST:$PORT answers, but no pid of ours); leaving it alone"
+    else
+      log "not running"
+    fi
+  fi
+  rm -f "$PIDFILE"
+  if [ "$purge" = 1 ]; then
+    rm -rf "$DATA" "$RUN/cluster.id"
+    log "purged ${DATA#"$ROOT"/}"
+  fi
+}
+
+cmd_status() {
+  local pid
+  if pid="$(our_pid)"; then
+    if port_open "$PORT"; then echo "running (pid $pid, $HOST:$PORT)"; else echo "running (pid $pid, starting)"; fi
+    return 0
+  fi
+  if port_open "$PORT"; then echo "running ($HOST:$PORT answers; not started by this script)"; return 0; fi
+  echo "not running"
+  return 1
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  *) echo "usage: $0 up | down [--purge] | status" >&2; exit 2 ;;
+esac

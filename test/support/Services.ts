@@ -1,0 +1,61 @@
+/**
+ * Gates the suites that need a real PostgreSQL or Kafka. When a service does not answer the suite is
+ * skipped, unless MINOS_REQUIRE_SERVICES=1 (CI), where a missing service is a failing test.
+ */
+import { describe, it } from "@effect/vitest"
+import { Redacted } from "effect"
+import { connect } from "node:net"
+import type { PostgresSettings } from "../../src/config/MinosConfig.ts"
+
+export const requireServices = process.env["MINOS_REQUIRE_SERVICES"] === "1"
+
+export const postgres: PostgresSettings = {
+  host: process.env["MINOS_TEST_PG_HOST"] ?? "127.0.0.1",
+  port: Number(process.env["MINOS_TEST_PG_PORT"] ?? 5432),
+  database: process.env["MINOS_TEST_PG_DATABASE"] ?? "minos_test",
+  user: process.env["MINOS_TEST_PG_USER"] ?? "minos",
+  password: Redacted.make(process.env["MINOS_TEST_PG_PASSWORD"] ?? "min0s"),
+  maxConnections: 8,
+  connectTimeoutMs: 5_000
+}
+
+export const kafkaBrokers: ReadonlyArray<string> = (process.env["MINOS_TEST_KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
+
+const answers = (host: string, port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect({ host, port })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(2_000, () => done(false))
+    socket.once("connect", () => done(true))
+    socket.once("error", () => done(false))
+  })
+
+const [pgUp, kafkaUp] = await Promise.all([
+  answers(postgres.host, postgres.port),
+  (async () => {
+    const [host, port] = kafkaBrokers[0]!.split(":")
+    return answers(host!, Number(port))
+  })()
+])
+
+export const postgresAvailable = pgUp
+export const kafkaAvailable = kafkaUp
+
+const gate = (available: boolean, what: string) => (name: string, body: () => void) => {
+  if (available) describe(name, body)
+  else if (requireServices) {
+    describe(name, () => {
+      it(`needs ${what}`, () => {
+        throw new Error(`${what} is required (MINOS_REQUIRE_SERVICES=1) but does not answer; run \`npm run services:up\``)
+      })
+    })
+  } else describe.skip(`${name} (${what} not answering)`, body)
+}
+
+/** `describe` for suites that need the real PostgreSQL. */
+export const describePostgres = gate(postgresAvailable, `PostgreSQL at ${postgres.host}:${postgres.port}`)
+/** `describe` for suites that need the real Kafka broker. */
+export const describeKafka = gate(kafkaAvailable, `Kafka at ${kafkaBrokers.join(",")}`)
