@@ -67,7 +67,15 @@ our_pid() {  # prints the pid if the pid file names a live Kafka started by us
   echo "$pid"
 }
 
-# --- resolve jars --------------------------------------------------------------------------------
+# --- resolve jars -------------------------------------------------------------------------------
+# Maven 3.8 prints ANSI resets even with -B -q, so its output goes to a log shown only on failure.
+mvn_q() {
+  if ! mvn -B -q -Dstyle.color=never "$@" </dev/null >"$VDIR/mvn.log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$VDIR/mvn.log" | tail -n 40 >&2
+    return 1
+  fi
+}
+
 resolve() {
   [ -f "$LIBS/.complete" ] && return 0
   command -v mvn >/dev/null 2>&1 || die "mvn not found"
@@ -102,8 +110,7 @@ resolve() {
 EOF
   local tmp="$VDIR/libs.partial"
   rm -rf "$tmp"
-  mvn -B -q -f "$VDIR/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$tmp" </dev/null \
+  mvn_q -f "$VDIR/pom.xml" "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$tmp" \
     || die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (try another KAFKA_VERSION)"
   ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "kafka_2.13 jar missing after resolve"
   # The Kafka poms bring slf4j-api + log4j-core but no binding between them (the binary tarball adds
@@ -115,8 +122,8 @@ EOF
   if [ "$slf4j" = "1" ]; then binding=log4j-slf4j-impl; else binding=log4j-slf4j2-impl; fi
   for a in log4j-api log4j-core "$binding"; do
     ls "$tmp/$a-"[0-9]*.jar >/dev/null 2>&1 && continue
-    mvn -B -q "$DEP_PLUGIN:copy" -Dartifact="org.apache.logging.log4j:$a:$log4j" \
-      -DoutputDirectory="$tmp" </dev/null || die "mvn could not fetch $a:$log4j"
+    mvn_q "$DEP_PLUGIN:copy" -Dartifact="org.apache.logging.log4j:$a:$log4j" -DoutputDirectory="$tmp" \
+      || die "mvn could not fetch $a:$log4j"
   done
   rm -rf "$LIBS"
   mv "$tmp" "$LIBS"
