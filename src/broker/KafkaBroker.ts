@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Scope } from "effect"
+import { Context, Effect, FiberSet, Layer, Scope } from "effect"
 import { type Admin, type Consumer, Kafka, type KafkaMessage, logLevel, type LogEntry, Partitioners, type Producer } from "kafkajs"
 import { MinosConfig } from "../config/MinosConfig.ts"
 import { Broker, BrokerError, type BrokerShape, type ConsumeOptions, type DeliveredRecord, isValidTopic, type OutgoingRecord } from "./Broker.ts"
@@ -166,13 +166,38 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
     })
   })
 
+  /**
+   * Where a group without a committed offset starts when `fromBeginning` is false: the end of each
+   * partition as of now, for the partitions the group has no offset for. kafkajs' own "latest" is
+   * resolved at the consumer's first fetch, after `consume` returned, so records published right after
+   * `consume` returned could be skipped; pinning the end before joining closes that window.
+   */
+  const endsOfUncommitted = (group: string, topics: ReadonlyArray<string>) =>
+    Effect.tryPromise({
+      try: async () => {
+        const committed = await admin.fetchOffsets({ groupId: group, topics: [...topics] })
+        const ends = new Map<string, bigint>()
+        for (const { topic, partitions: committedPartitions } of committed) {
+          const uncommitted = new Set(committedPartitions.filter((p) => BigInt(p.offset) < 0n).map((p) => p.partition))
+          if (uncommitted.size === 0) continue
+          for (const { partition, high } of await admin.fetchTopicOffsets(topic)) {
+            if (uncommitted.has(partition)) ends.set(`${topic}/${partition}`, BigInt(high))
+          }
+        }
+        return ends
+      },
+      catch: toBrokerError(`Kafka fetch offsets (group ${group})`)
+    })
+
   const consume = Effect.fn("KafkaBroker.consume")(function*(consumeOptions: ConsumeOptions) {
     yield* ensureTopics(consumeOptions.topics)
+    const group = consumeOptions.group
     const maxBatch = consumeOptions.maxBatch ?? 500
-    const run = Effect.runPromiseWith(yield* Effect.context<never>())
+    const fromBeginning = consumeOptions.fromBeginning ?? true
+    const startAt = fromBeginning ? new Map<string, bigint>() : yield* endsOfUncommitted(group, consumeOptions.topics)
     const scope = yield* Effect.scope
     const consumer: Consumer = kafka.consumer({
-      groupId: consumeOptions.group,
+      groupId: group,
       allowAutoTopicCreation: false,
       sessionTimeout: 10_000,
       rebalanceTimeout: 10_000,
@@ -181,19 +206,36 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
       retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
     })
     yield* Scope.addFinalizer(scope, Effect.promise(() => consumer.disconnect().catch(() => undefined)))
+    // Handlers run as fibers of this scope. Closing the scope first stops new batches, then interrupts
+    // the handlers in flight (their records stay uncommitted and go to the next owner), and only then
+    // disconnects: kafkajs' disconnect waits for the batch in flight, which could otherwise be forever.
+    const runHandle = yield* FiberSet.makeRuntimePromise<never, void, unknown>()
+    let closing = false
+    yield* Scope.addFinalizer(scope, Effect.sync(() => {
+      closing = true
+    }))
     yield* Effect.tryPromise({
       try: async () => {
         await consumer.connect()
-        await consumer.subscribe({ topics: [...consumeOptions.topics], fromBeginning: consumeOptions.fromBeginning ?? true })
+        // with pinned starts, every partition is read from its start and the part before it skipped
+        await consumer.subscribe({ topics: [...consumeOptions.topics], fromBeginning: fromBeginning || startAt.size > 0 })
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
           partitionsConsumedConcurrently: consumeOptions.concurrency ?? 4,
           eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-            const all = batch.messages
-            for (let start = 0; start < all.length; start += maxBatch) {
-              if (!isRunning() || isStale()) return
-              const slice = all.slice(start, start + maxBatch)
+            const start = startAt.get(`${batch.topic}/${batch.partition}`)
+            let all = batch.messages
+            if (start !== undefined && all.length > 0 && BigInt(all[0]!.offset) < start) {
+              all = all.filter((m) => BigInt(m.offset) >= start)
+              if (all.length === 0) {
+                resolveOffset(batch.messages[batch.messages.length - 1]!.offset)
+                return
+              }
+            }
+            for (let begin = 0; begin < all.length; begin += maxBatch) {
+              if (closing || !isRunning() || isStale()) return
+              const slice = all.slice(begin, begin + maxBatch)
               const records: Array<DeliveredRecord> = slice.map((m) => ({
                 topic: batch.topic,
                 partition: batch.partition,
@@ -203,8 +245,14 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
                 value: m.value === null ? "" : m.value.toString("utf8"),
                 headers: headersOf(m)
               }))
-              // a failure throws into kafkajs, which seeks back to the last committed offset and retries
-              await run(consumeOptions.handle(records).pipe(Effect.withSpan("KafkaBroker.handle")))
+              try {
+                await runHandle(consumeOptions.handle(records).pipe(Effect.withSpan("KafkaBroker.handle")))
+              } catch (e) {
+                // interrupted because the scope is closing: leave the records uncommitted, quietly
+                if (closing) return
+                // a failure throws into kafkajs, which fetches again from the last resolved offset and retries
+                throw e
+              }
               const last = slice[slice.length - 1]!.offset
               await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
               resolveOffset(last)
@@ -213,8 +261,24 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
           }
         })
       },
-      catch: toBrokerError(`Kafka consumer (group ${consumeOptions.group})`)
+      catch: toBrokerError(`Kafka consumer (group ${group})`)
     })
+    if (startAt.size > 0) {
+      // Record the pinned starts as the group's offsets, so a member joining later (or this one after a
+      // restart) continues from them instead of pinning its own, later, end. Only where the group still
+      // has no offset; best effort, the skipping above already holds for this member.
+      yield* Effect.gen(function*() {
+        const still = yield* endsOfUncommitted(group, consumeOptions.topics)
+        const offsets = [...startAt].filter(([key]) => still.has(key)).map(([key, offset]) => {
+          const at = key.lastIndexOf("/")
+          return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)), offset: offset.toString() }
+        })
+        if (offsets.length > 0) yield* Effect.tryPromise(() => consumer.commitOffsets(offsets))
+      }).pipe(
+        Effect.timeout("5 seconds"),
+        Effect.catchCause((cause) => Effect.logDebug(`KafkaBroker: could not commit the start offsets of group ${group}`, cause))
+      )
+    }
   })
 
   const ping = Effect.tryPromise({

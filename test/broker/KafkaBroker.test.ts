@@ -3,6 +3,7 @@ import { Deferred, Effect, Fiber } from "effect"
 import { Broker, type DeliveredRecord } from "../../src/broker/Broker.ts"
 import * as KafkaBroker from "../../src/broker/KafkaBroker.ts"
 import { describeKafka, kafkaBrokers } from "../support/Services.ts"
+import { suite } from "./BrokerSuite.ts"
 
 describeKafka("KafkaBroker (real Kafka)", () => {
   layer(KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "smoke" }), { timeout: 60_000 })((it) => {
@@ -38,4 +39,6 @@ describeKafka("KafkaBroker (real Kafka)", () => {
 
     it.effect("answers a ping", () => Effect.flatMap(Broker, (b) => b.ping))
   })
+
+  suite("KafkaBroker", KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "conformance" }))
 })

@@ -3,9 +3,11 @@
  * skipped, unless MINOS_REQUIRE_SERVICES=1 (CI), where a missing service is a failing test.
  */
 import { describe, it } from "@effect/vitest"
-import { Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { connect } from "node:net"
 import type { PostgresSettings } from "../../src/config/MinosConfig.ts"
+import * as Postgres from "../../src/storage/Postgres.ts"
 
 export const requireServices = process.env["MINOS_REQUIRE_SERVICES"] === "1"
 
@@ -16,8 +18,15 @@ export const postgres: PostgresSettings = {
   user: process.env["MINOS_TEST_PG_USER"] ?? "minos",
   password: Redacted.make(process.env["MINOS_TEST_PG_PASSWORD"] ?? "min0s"),
   maxConnections: 8,
-  connectTimeoutMs: 5_000
+  connectTimeoutMs: 5_000,
+  schema: "public"
 }
+
+/** Settings for a fresh, empty schema (each storage suite gets its own). */
+export const freshSchema = (prefix = "t"): PostgresSettings => ({
+  ...postgres,
+  schema: `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`
+})
 
 export const kafkaBrokers: ReadonlyArray<string> = (process.env["MINOS_TEST_KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
 
@@ -59,3 +68,15 @@ const gate = (available: boolean, what: string) => (name: string, body: () => vo
 export const describePostgres = gate(postgresAvailable, `PostgreSQL at ${postgres.host}:${postgres.port}`)
 /** `describe` for suites that need the real Kafka broker. */
 export const describeKafka = gate(kafkaAvailable, `Kafka at ${kafkaBrokers.join(",")}`)
+
+/**
+ * The PostgreSQL storage bundle in a fresh schema that is dropped when the layer is released.
+ */
+export const pgStorage = (prefix: string) => {
+  const settings = freshSchema(prefix)
+  const dropSchema = Layer.effectDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() => sql.unsafe(`DROP SCHEMA IF EXISTS "${settings.schema}" CASCADE`).pipe(Effect.ignore))
+  }))
+  return Layer.merge(Postgres.layerStorageWith(settings.schema), dropSchema).pipe(Layer.provideMerge(Postgres.layer(settings)))
+}

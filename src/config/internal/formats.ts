@@ -17,6 +17,8 @@ export interface PostgresSettings {
   readonly password: Redacted.Redacted<string>
   readonly maxConnections: number
   readonly connectTimeoutMs: number
+  /** The PostgreSQL schema the tables live in (default `public`). */
+  readonly schema: string
 }
 
 export type StorageSettings =
@@ -110,6 +112,7 @@ const postgresOf = (p: {
   readonly password?: string | number | null | undefined
   readonly max_connections?: number | undefined
   readonly connect_timeout_ms?: number | undefined
+  readonly schema?: string | undefined
 }): PostgresSettings => ({
   host: p.host ?? defaults.postgres.host,
   port: p.port ?? defaults.postgres.port,
@@ -117,7 +120,8 @@ const postgresOf = (p: {
   user: p.user ?? defaults.postgres.user,
   password: Redacted.make(p.password === null || p.password === undefined ? defaults.postgres.password : String(p.password)),
   maxConnections: p.max_connections ?? defaults.postgres.maxConnections,
-  connectTimeoutMs: p.connect_timeout_ms ?? defaults.postgres.connectTimeoutMs
+  connectTimeoutMs: p.connect_timeout_ms ?? defaults.postgres.connectTimeoutMs,
+  schema: p.schema ?? "public"
 })
 
 const brokerAddress = (host: string | undefined, port: number | undefined): string =>
@@ -296,7 +300,8 @@ export const NATIVE_VERSION = "effect-minos/1"
 const NativePostgres = Schema.Struct({
   ...PostgresFields,
   max_connections: Schema.optional(Positive),
-  connect_timeout_ms: Schema.optional(Positive)
+  connect_timeout_ms: Schema.optional(Positive),
+  schema: Schema.optional(Schema.String.check(Schema.isPattern(/^[a-z_][a-z0-9_]{0,62}$/, { expected: "a lower-case SQL identifier" })))
 })
 
 export const Native = Schema.Struct({

@@ -1,0 +1,163 @@
+/**
+ * The aggregate contract: a pure decider.
+ *
+ * - `initialState`: the state of an aggregate that has no events yet.
+ * - `evolve(state, event)`: the state after one more event.
+ * - `decide(command, state)`: the events a command produces, or a tagged domain error (a `Result`;
+ *   it never throws and never touches IO or the clock).
+ *
+ * State and events are Effect Schemas so they can be stored (snapshots, event data) and sent (domain
+ * events). Nothing here depends on a service; the repository (`eventstore/Repository.ts`) does the IO.
+ *
+ * @since 0.1.0
+ */
+import { Result, Schema } from "effect"
+
+/**
+ * Every event is a tagged record; its `_tag` is its type, stored with it and used as its topic.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface EventLike {
+  readonly _tag: string
+}
+
+/**
+ * One message to publish for an event: the topic and the content (already JSON).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Publication {
+  readonly topic: string
+  readonly content: unknown
+}
+
+/**
+ * How the state is stored as a snapshot and queried: a JSON document plus a deleted flag.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface SnapshotCodec<State> {
+  /** Schema of the stored document; query field paths are checked against its encoded side. */
+  readonly document: Schema.Top
+  readonly encode: (state: State) => { readonly document: unknown; readonly deleted: boolean }
+  readonly decode: (document: unknown, deleted: boolean) => State
+}
+
+/**
+ * A decider over commands and events.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Aggregate<State, Command, Event extends EventLike, Err> {
+  /** The aggregate type's name, e.g. `Exam`; stored with every event and snapshot. */
+  readonly name: string
+  readonly initialState: State
+  readonly evolve: (state: State, event: Event) => State
+  readonly decide: (command: Command, state: State) => Result.Result<ReadonlyArray<Event>, Err>
+  /** Codec of the events (a union tagged by `_tag`), used to store and read them. */
+  readonly events: Schema.Codec<Event, unknown>
+  readonly snapshot: SnapshotCodec<State>
+  /** True when an aggregate with this state has been created (a stream exists). */
+  readonly exists: (state: State) => boolean
+  /** The messages an event publishes; by default one on topic `event._tag` with the encoded event. */
+  readonly publications: (event: Event) => ReadonlyArray<Publication>
+}
+
+/**
+ * Type helpers.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Aggregate {
+  export type Any = Aggregate<any, any, any, any>
+  export type State<A> = A extends Aggregate<infer S, any, any, any> ? S : never
+  export type Command<A> = A extends Aggregate<any, infer C, any, any> ? C : never
+  export type Event<A> = A extends Aggregate<any, any, infer E, any> ? E : never
+  export type Error<A> = A extends Aggregate<any, any, any, infer E> ? E : never
+}
+
+/**
+ * What `make` needs; the snapshot codec and publications have defaults.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export interface Definition<State, Command, Event extends EventLike, Err> {
+  readonly name: string
+  readonly initialState: State
+  readonly evolve: (state: State, event: Event) => State
+  readonly decide: (command: Command, state: State) => Result.Result<ReadonlyArray<Event>, Err>
+  readonly events: Schema.Codec<Event, unknown>
+  /** Schema of the state; its encoded form is the snapshot document. */
+  readonly state: Schema.Codec<State, unknown>
+  readonly exists?: (state: State) => boolean
+  readonly isDeleted?: (state: State) => boolean
+  readonly publications?: (event: Event) => ReadonlyArray<Publication>
+}
+
+const aggregateName = /^[A-Z][A-Za-z0-9]*$/
+
+/**
+ * Builds an aggregate from a decider and the Schemas of its state and events.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <State, Command, Event extends EventLike, Err>(
+  definition: Definition<State, Command, Event, Err>
+): Aggregate<State, Command, Event, Err> => {
+  if (!aggregateName.test(definition.name)) {
+    throw new Error(`Aggregate name ${JSON.stringify(definition.name)} must be PascalCase letters and digits (it prefixes topic names)`)
+  }
+  const encodeState = Schema.encodeSync(definition.state)
+  const decodeState = Schema.decodeUnknownSync(definition.state)
+  const encodeEvent = Schema.encodeSync(definition.events)
+  const isDeleted = definition.isDeleted ?? (() => false)
+  const exists = definition.exists ?? ((s: State) => s !== definition.initialState)
+  return {
+    name: definition.name,
+    initialState: definition.initialState,
+    evolve: definition.evolve,
+    decide: definition.decide,
+    events: definition.events,
+    exists,
+    snapshot: {
+      document: definition.state,
+      encode: (state) => ({ document: encodeState(state), deleted: isDeleted(state) }),
+      decode: (document) => decodeState(document)
+    },
+    publications: definition.publications ?? ((event) => [{ topic: event._tag, content: encodeEvent(event) }])
+  }
+}
+
+/**
+ * Folds events over the initial state.
+ *
+ * @since 0.1.0
+ */
+export const replay = <State, Event extends EventLike>(
+  aggregate: { readonly initialState: State; readonly evolve: (state: State, event: Event) => State },
+  events: Iterable<Event>,
+  from: State = aggregate.initialState
+): State => {
+  let state = from
+  for (const event of events) state = aggregate.evolve(state, event)
+  return state
+}
+
+/**
+ * Runs a command against a history: the events it produces and the state after them.
+ *
+ * @since 0.1.0
+ */
+export const run = <State, Command, Event extends EventLike, Err>(
+  aggregate: Aggregate<State, Command, Event, Err>,
+  state: State,
+  command: Command
+): Result.Result<{ readonly events: ReadonlyArray<Event>; readonly state: State }, Err> =>
+  Result.map(aggregate.decide(command, state), (events) => ({ events, state: replay(aggregate, events, state) }))

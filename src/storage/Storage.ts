@@ -1,0 +1,19 @@
+/**
+ * The storage bundle: every storage port of one backend, sharing one connection pool (PostgreSQL)
+ * or one environment (LMDB), so they can join one transaction.
+ *
+ * @since 0.1.0
+ */
+import type { EventStore } from "../eventstore/EventStore.ts"
+import type { Transactions } from "../eventstore/Transactions.ts"
+import type { Outbox } from "../queue/Outbox.ts"
+import type { SnapshotStore } from "../snapshot/SnapshotStore.ts"
+import type { UnitOfWork } from "./UnitOfWork.ts"
+
+/**
+ * The services a storage layer provides.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox

@@ -1,0 +1,12 @@
+import { suite as eventStoreSuite } from "../eventstore/EventStoreSuite.ts"
+import { suite as transactionsSuite } from "../eventstore/TransactionsSuite.ts"
+import { suite as outboxSuite } from "../queue/OutboxSuite.ts"
+import { suite as snapshotSuite } from "../snapshot/SnapshotStoreSuite.ts"
+import { describePostgres, pgStorage } from "../support/Services.ts"
+
+describePostgres("PostgreSQL storage", () => {
+  eventStoreSuite("postgres", pgStorage("es"))
+  snapshotSuite("postgres", pgStorage("ss"))
+  transactionsSuite("postgres", pgStorage("tx"))
+  outboxSuite("postgres", pgStorage("ob"))
+})
