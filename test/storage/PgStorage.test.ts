@@ -1,4 +1,5 @@
 import { suite as eventStoreSuite } from "../eventstore/EventStoreSuite.ts"
+import { suite as repositorySuite } from "../eventstore/RepositorySuite.ts"
 import { suite as transactionsSuite } from "../eventstore/TransactionsSuite.ts"
 import { suite as outboxSuite } from "../queue/OutboxSuite.ts"
 import { suite as snapshotSuite } from "../snapshot/SnapshotStoreSuite.ts"
@@ -9,4 +10,5 @@ describePostgres("PostgreSQL storage", () => {
   snapshotSuite("postgres", pgStorage("ss"))
   transactionsSuite("postgres", pgStorage("tx"))
   outboxSuite("postgres", pgStorage("ob"))
+  repositorySuite("postgres", pgStorage("rp"))
 })
