@@ -83,16 +83,26 @@ export const make = Effect.gen(function*() {
     if (problem !== undefined) return yield* Effect.fail(invalid(problem, isUuid(input.aggregateId) ? input.aggregateId : undefined))
     const chain = yield* view(input.transaction, input.aggregateId)
     const tx = input.transaction ?? NIL
-    const payload = JSON.stringify(input.events.map((e) => ({ type: e.type, data: e.data, metadata: e.metadata ?? {} })))
+    const types = input.events.map((e) => e.type)
+    const datas = input.events.map((e) => JSON.stringify(e.data))
+    const metas = input.events.map((e) => JSON.stringify(e.metadata ?? {}))
+    const rows = sql`SELECT ${input.aggregateId}::uuid, ${input.aggregate}::text, ${input.expectedVersion}::int + e.ord::int, e.type, e.data, e.metadata,
+             ${tx}::uuid, to_timestamp(${input.now}::float8 / 1000)
+      FROM unnest(${types}::text[], ${datas}::jsonb[], ${metas}::jsonb[]) WITH ORDINALITY AS e(type, data, metadata, ord)`
+    // Main store: a stream ahead of expectedVersion trips the unique constraint; one behind it fails the
+    // point lookup of the expected version. Inside a transaction the view spans the chain, so compare
+    // with the chain's highest version and hold the transaction row against a concurrent commit.
+    const guard = input.transaction === undefined
+      ? input.expectedVersion === 0
+        ? sql`TRUE`
+        : sql`EXISTS (SELECT 1 FROM minos_events WHERE aggregate_id = ${input.aggregateId}::uuid
+                      AND transaction_id = ${NIL}::uuid AND version = ${input.expectedVersion}::int)`
+      : sql`(SELECT coalesce(max(version), 0) FROM minos_events
+             WHERE aggregate_id = ${input.aggregateId}::uuid AND transaction_id = ANY(${chain}::uuid[])) = ${input.expectedVersion}::int
+            AND EXISTS (SELECT 1 FROM minos_transactions WHERE id = ${tx}::uuid AND status = 'pending' FOR SHARE)`
     const inserted = yield* sql<{ position: bigint }>`
       INSERT INTO minos_events (aggregate_id, aggregate, version, type, data, metadata, transaction_id, created_at)
-      SELECT ${input.aggregateId}::uuid, ${input.aggregate}::text, ${input.expectedVersion}::int + e.ord::int, e.type, e.data, e.metadata,
-             ${tx}::uuid, to_timestamp(${input.now}::float8 / 1000)
-      FROM ROWS FROM (jsonb_to_recordset(${payload}::jsonb) AS (type text, data jsonb, metadata jsonb)) WITH ORDINALITY AS e(type, data, metadata, ord)
-      WHERE (SELECT coalesce(max(version), 0) FROM minos_events
-             WHERE aggregate_id = ${input.aggregateId}::uuid AND transaction_id = ANY(${chain}::uuid[])) = ${input.expectedVersion}::int
-        AND (${tx}::uuid = ${NIL}::uuid OR EXISTS (
-             SELECT 1 FROM minos_transactions WHERE id = ${tx}::uuid AND status = 'pending' FOR SHARE))
+      ${rows} WHERE ${guard}
       RETURNING position`.pipe(Effect.mapError(sqlFailure("append", input.aggregateId)))
     if (inserted.length === 0) {
       if (input.transaction !== undefined) {
