@@ -4,7 +4,13 @@
  * - Publishing waits for all in-sync replicas (`acks: -1`); topics are created on first use.
  * - Consuming: one kafkajs consumer per `consume` call, in the given group. Each partition's records
  *   go to `handle` in order; the group offset is committed explicitly after `handle` succeeded, never
- *   before, so a member that dies mid-batch leaves the records to the next one.
+ *   before, so a member that dies mid-batch leaves the records to the next one. A failed `handle` is
+ *   retried by kafkajs (fetch again from the last committed record, with backoff).
+ * - Closing the `consume` scope interrupts the handlers in flight before disconnecting (kafkajs waits
+ *   for the batch in flight on disconnect, which a stuck handler would make forever).
+ * - `fromBeginning: false` pins the end of the partitions the group has no offset for when `consume`
+ *   is called (and commits it as the group's offset), so records published after `consume` returned
+ *   are delivered; kafkajs' own "latest" is resolved later, at the first fetch.
  *
  * @since 0.1.0
  */
@@ -83,15 +89,16 @@ export class KafkaClient extends Context.Service<KafkaClient, { readonly kafka: 
 export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOptions) {
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
-  const forward = (level: logLevel) => (entry: LogEntry) => {
+  // kafkajs passes the configured level to the creator; each entry carries its own
+  const forward = (entry: LogEntry) => {
     const text = `kafkajs ${entry.namespace}: ${entry.log.message}`
-    runFork(level <= logLevel.ERROR ? Effect.logError(text) : Effect.logWarning(text))
+    runFork(entry.level <= logLevel.ERROR ? Effect.logError(text) : Effect.logWarning(text))
   }
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
     logLevel: logLevel.WARN,
-    logCreator: (level) => forward(level),
+    logCreator: () => forward,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     connectionTimeout: 3_000,
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 }

@@ -11,8 +11,10 @@
  *   or leaving (its scope closing) rebalances the group. Each group sees every record; a partition's
  *   records go to `handle` in order, at most `maxBatch` at a time, and the group's committed offset
  *   advances only after `handle` succeeded. A failed or dead `handle` gets the same records again
- *   after a backoff; a member whose scope closes mid-batch leaves them to the next owner.
+ *   after a backoff; a member whose scope closes mid-batch leaves them to the next owner. When a
+ *   partition moves to a member that joined, its batch in flight finishes first (no redelivery).
  *   A member handles up to `concurrency` partitions at once; one partition is strictly sequential.
+ *   Handlers run on their own fibers, never inside the caller's `publish`.
  * - `fromBeginning: false` starts a group that has no offset yet at the end of the log, as of the
  *   moment `consume` joined: every record published after `consume` returned is delivered.
  *
@@ -42,8 +44,9 @@ export interface MemoryOptions {
   /** Longest backoff between redeliveries of a failing batch (default 5 s). */
   readonly retryMaxMs?: number
   /**
-   * Keep about this many of the newest records per partition (default: keep all). Memory grows with
-   * the log otherwise, so long-running processes with busy topics should set it.
+   * Keep at least this many (and fewer than twice as many) of the newest records per partition
+   * (default: keep all). Memory grows with the log otherwise, so long-running processes with busy
+   * topics should set it.
    */
   readonly retainRecordsPerPartition?: number
 }
@@ -63,44 +66,56 @@ export const defaults = {
 // ---------------------------------------------------------------------------------------------------
 // partitioning: Kafka's murmur2 (org.apache.kafka.common.utils.Utils#murmur2, also kafkajs' default)
 
-const murmur2 = (data: Uint8Array): number => {
-  const m = 0x5bd1e995
-  const length = data.length
+const M = 0x5bd1e995
+
+/** murmur2 over bytes, `byteAt(i)` being the i-th byte (0-255) of `length`. */
+const murmur2 = (length: number, byteAt: (i: number) => number): number => {
   let h = (0x9747b28c ^ length) | 0
   const length4 = length >>> 2
   for (let i = 0; i < length4; i++) {
     const i4 = i * 4
-    let k = data[i4]! | (data[i4 + 1]! << 8) | (data[i4 + 2]! << 16) | (data[i4 + 3]! << 24)
-    k = Math.imul(k, m)
+    let k = byteAt(i4) | (byteAt(i4 + 1) << 8) | (byteAt(i4 + 2) << 16) | (byteAt(i4 + 3) << 24)
+    k = Math.imul(k, M)
     k ^= k >>> 24
-    k = Math.imul(k, m)
-    h = Math.imul(h, m) ^ k
+    k = Math.imul(k, M)
+    h = Math.imul(h, M) ^ k
   }
   const tail = length & ~3
   const rest = length & 3
-  if (rest === 3) h ^= data[tail + 2]! << 16
-  if (rest >= 2) h ^= data[tail + 1]! << 8
+  if (rest === 3) h ^= byteAt(tail + 2) << 16
+  if (rest >= 2) h ^= byteAt(tail + 1) << 8
   if (rest >= 1) {
-    h ^= data[tail]!
-    h = Math.imul(h, m)
+    h ^= byteAt(tail)
+    h = Math.imul(h, M)
   }
   h ^= h >>> 13
-  h = Math.imul(h, m)
+  h = Math.imul(h, M)
   h ^= h >>> 15
   return h
 }
 
 const encoder = new TextEncoder()
 
+const isAscii = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
+const murmur2Utf8 = (key: string): number => {
+  if (isAscii(key)) return murmur2(key.length, (i) => key.charCodeAt(i)) // UTF-8 of ASCII is itself: no copy
+  const bytes = encoder.encode(key)
+  return murmur2(bytes.length, (i) => bytes[i]!)
+}
+
 /**
  * The partition of a keyed record among `partitions`: `toPositive(murmur2(utf8(key))) % partitions`,
  * Kafka's default partitioner, so both backends put a key on the same partition number.
  *
- * @category partitioning
+ * @category utils
  * @since 0.1.0
  */
 export const partitionOf = (key: string, partitions: number): number =>
-  (murmur2(encoder.encode(key)) & 0x7fffffff) % partitions
+  (murmur2Utf8(key) & 0x7fffffff) % partitions
 
 // ---------------------------------------------------------------------------------------------------
 // state
@@ -149,7 +164,8 @@ interface Member {
   readonly topics: ReadonlyArray<Topic>
   readonly options: ConsumeOptions
   readonly maxBatch: number
-  readonly permits: Semaphore.Semaphore
+  /** Bounds the partitions handled at once; absent when `concurrency` covers all it could own. */
+  readonly permits: Semaphore.Semaphore | undefined
   readonly workers: Map<Slot, Worker>
   readonly run: (effect: Effect.Effect<void>) => unknown
   closed: boolean
@@ -175,7 +191,9 @@ const idle = (slot: Slot, worker: Worker): Effect.Effect<void> =>
       done = true
       partition.waiters.delete(wake)
       if (worker.wake === wake) worker.wake = undefined
-      resume(Effect.void)
+      // `resume` runs the fiber on the caller's stack; yielding first moves it to the scheduler, so a
+      // publisher never runs handlers inline (no re-entrancy) and records published meanwhile batch up
+      resume(Effect.yieldNow)
     }
     partition.waiters.add(wake)
     worker.wake = wake
@@ -256,9 +274,15 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
     for (const wake of waiters) wake()
   }
 
-  const publish = Effect.fn("MemoryBroker.publish")(function*(records: ReadonlyArray<OutgoingRecord>) {
-    if (records.length === 0) return
-    const bad = checkTopics(records.map((r) => r.topic))
+  const checkRecords = (records: ReadonlyArray<OutgoingRecord>): BrokerError | undefined => {
+    for (const record of records) {
+      if (!topics.has(record.topic) && !isValidTopic(record.topic)) return invalidTopic(record.topic)
+    }
+    return undefined
+  }
+
+  const publishNow = Effect.fnUntraced(function*(records: ReadonlyArray<OutgoingRecord>) {
+    const bad = checkRecords(records)
     if (bad !== undefined) return yield* Effect.fail(bad)
     const timestamp = yield* Clock.currentTimeMillis
     // all appends happen in this synchronous block: a publish is atomic and ordered
@@ -274,6 +298,13 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
     for (const partition of touched) notify(partition)
   })
 
+  // The hot path: a named span like every port method, but without `Effect.fn`'s two stack captures
+  // per call, which cost more than the append itself.
+  const publish = (records: ReadonlyArray<OutgoingRecord>): Effect.Effect<void, BrokerError> =>
+    records.length === 0
+      ? Effect.void
+      : publishNow(records).pipe(Effect.withSpan("MemoryBroker.publish", undefined, { captureStackTrace: false }))
+
   // --- consumer groups -----------------------------------------------------------------------------
 
   const backoff = (failures: number): number => Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failures - 1, 30))
@@ -288,15 +319,22 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
       if (from >= partition.records.length) return Effect.succeed("idle")
       const batch = partition.records.slice(from, from + member.maxBatch)
       const next = slot.committed + batch.length
-      return Effect.suspend(() => member.options.handle(batch)).pipe(
-        Effect.withSpan("MemoryBroker.handle", {
-          attributes: { group: member.group.name, topic: partition.topic, partition: partition.index, records: batch.length }
-        }),
-        Effect.exit,
-        Effect.tap((exit) =>
-          Effect.sync(() => {
-            if (Exit.isSuccess(exit) && slot.committed < next) slot.committed = next
-          })
+      const handle = Effect.suspend(() => member.options.handle(batch)).pipe(
+        Effect.withSpan(
+          "MemoryBroker.handle",
+          { attributes: { group: member.group.name, topic: partition.topic, partition: partition.index, records: batch.length } },
+          { captureStackTrace: false } // it would point here, not at the handler
+        )
+      )
+      // interruptible while handling; once `handle` succeeded, the commit is not lost to an interruption
+      return Effect.uninterruptibleMask((restore) =>
+        restore(handle).pipe(
+          Effect.exit,
+          Effect.tap((exit) =>
+            Effect.sync(() => {
+              if (Exit.isSuccess(exit) && slot.committed < next) slot.committed = next
+            })
+          )
         )
       )
     })
@@ -317,7 +355,8 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
           yield* idle(slot, worker)
           continue
         }
-        const outcome = yield* member.permits.withPermits(1)(slot.lock.withPermits(1)(handleNext(member, slot, worker)))
+        const locked = slot.lock.withPermits(1)(handleNext(member, slot, worker))
+        const outcome = yield* (member.permits === undefined ? locked : member.permits.withPermits(1)(locked))
         if (outcome === "idle" || Exit.isSuccess(outcome)) {
           failures = 0
           continue
@@ -385,12 +424,18 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
   }
 
   const consume = Effect.fn("MemoryBroker.consume")(function*(consumeOptions: ConsumeOptions) {
+    if (consumeOptions.group === "") {
+      return yield* Effect.fail(new BrokerError({ reason: "Rejected", message: "consume needs a non-empty group name" }))
+    }
     if (consumeOptions.topics.length === 0) {
       return yield* Effect.fail(new BrokerError({ reason: "Rejected", message: `consume (group ${consumeOptions.group}) needs at least one topic` }))
     }
     yield* ensureTopics(consumeOptions.topics)
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    const permits = yield* Semaphore.make(Math.max(1, Math.floor(consumeOptions.concurrency ?? defaults.concurrency)))
+    const concurrency = Math.max(1, Math.floor(consumeOptions.concurrency ?? defaults.concurrency))
+    const memberTopics = [...new Set(consumeOptions.topics)].map((name) => topics.get(name)!)
+    const mostPartitions = memberTopics.reduce((n, topic) => n + topic.partitions.length, 0)
+    const permits = concurrency < mostPartitions ? yield* Semaphore.make(concurrency) : undefined
     const fromBeginning = consumeOptions.fromBeginning ?? true
 
     let group = groups.get(consumeOptions.group)
@@ -400,7 +445,7 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
     }
     const member: Member = {
       group,
-      topics: [...new Set(consumeOptions.topics)].map((name) => topics.get(name)!),
+      topics: memberTopics,
       options: consumeOptions,
       maxBatch: Math.max(1, Math.floor(consumeOptions.maxBatch ?? defaults.maxBatch)),
       permits,
@@ -420,11 +465,9 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
         }
       }
     }
-    group.members.push(member)
-    rebalance(group)
-
-    // runs before the FiberSet's finalizer (registered earlier): the partitions move first, then the
-    // member's workers are interrupted, which releases the slot locks the new owners wait on
+    // Leaving runs before the FiberSet's finalizer (registered earlier): the partitions move first,
+    // then the member's workers are interrupted, which releases the slot locks the new owners wait on.
+    // Registered before joining, so an interruption in between cannot leave a ghost member behind.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         member.closed = true
@@ -433,6 +476,8 @@ export const make = Effect.fn("MemoryBroker.make")(function*(options: MemoryOpti
         rebalance(group)
       })
     )
+    group.members.push(member)
+    rebalance(group)
   })
 
   return Broker.of({ publish, ensureTopics, consume, ping: Effect.void })

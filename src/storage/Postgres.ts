@@ -12,6 +12,7 @@ import { SqlClient, SqlError } from "effect/sql"
 import { MinosConfig, type PostgresSettings } from "../config/MinosConfig.ts"
 import * as PgEventStore from "../eventstore/PgEventStore.ts"
 import * as PgTransactions from "../eventstore/PgTransactions.ts"
+import * as PgInbox from "../queue/PgInbox.ts"
 import * as PgOutbox from "../queue/PgOutbox.ts"
 import * as PgSnapshotStore from "../snapshot/PgSnapshotStore.ts"
 import { describe, kindOf } from "./internal/pgErrors.ts"
@@ -75,7 +76,8 @@ export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, 
     PgEventStore.layer,
     PgSnapshotStore.layer,
     PgTransactions.layer,
-    PgOutbox.layer(schema)
+    PgOutbox.layer(schema),
+    PgInbox.layer
   ).pipe(Layer.provide(Layer.effectDiscard(migrate(schema))))
 
 /**

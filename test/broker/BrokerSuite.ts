@@ -17,11 +17,12 @@ export interface SuiteOptions {
   readonly timeout?: number
 }
 
-const unique = (what: string): string =>
+/** A topic or group name that no earlier run used. */
+export const unique = (what: string): string =>
   `conformance.${what}.${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 
 /** What one consumer received, with a way to wait for a condition on it. */
-class Inbox {
+export class Inbox {
   readonly batches: Array<ReadonlyArray<DeliveredRecord>> = []
   readonly records: Array<DeliveredRecord> = []
   private readonly listeners = new Set<() => void>()
@@ -29,7 +30,7 @@ class Inbox {
   readonly label: string
   private readonly wait: Duration.Duration
 
-  constructor(label: string, wait: Duration.Duration) {
+  constructor(label: string, wait: Duration.Duration = Duration.seconds(30)) {
     this.label = label
     this.wait = wait
   }
@@ -85,17 +86,27 @@ class Inbox {
   }
 }
 
-/** Joins a group in a scope of its own; `leave` closes it (the member leaves the group). */
-const join = Effect.fn("BrokerSuite.join")(function*(options: ConsumeOptions) {
+/**
+ * Joins a group in a scope of its own; `leave` closes it (the member leaves the group). The member
+ * leaves at the latest when the test's scope closes.
+ */
+export const join = Effect.fn("BrokerSuite.join")(function*(options: ConsumeOptions, wait: Duration.Input = "30 seconds") {
   const broker = yield* Broker
   const scope = yield* Scope.make()
   const leave = Scope.close(scope, Exit.void)
   yield* Effect.addFinalizer(() => leave)
-  yield* broker.consume(options).pipe(Scope.provide(scope), Effect.onError(() => leave))
+  yield* broker.consume(options).pipe(
+    Scope.provide(scope),
+    Effect.timeoutOrElse({
+      duration: wait,
+      orElse: () => Effect.die(new Error(`joining group ${options.group} took longer than ${Duration.format(Duration.fromInputUnsafe(wait))}`))
+    }),
+    Effect.onError(() => leave)
+  )
   return { leave }
 })
 
-const valuesOf = (records: ReadonlyArray<DeliveredRecord>): Array<string> => records.map((r) => r.value)
+export const valuesOf = (records: ReadonlyArray<DeliveredRecord>): Array<string> => records.map((r) => r.value)
 
 /**
  * Registers the conformance tests of the `Broker` port for one backend.
@@ -104,6 +115,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
   const wait = Duration.fromInputUnsafe(options.wait ?? "30 seconds")
   const timeout = options.timeout ?? 120_000
   const inbox = (label: string) => new Inbox(label, wait)
+  const member = (consumeOptions: ConsumeOptions) => join(consumeOptions, wait)
 
   layer(brokerLayer, { excludeTestServices: true, timeout })(`${name} (Broker conformance)`, (it) => {
     it.effect("answers a ping", () => Effect.flatMap(Broker, (broker) => broker.ping), timeout)
@@ -132,7 +144,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         const before = Date.now()
         yield* broker.publish([{ topic, key: "k-1", value: JSON.stringify({ n: 1 }), headers: { id: "m-1", traceparent: "00-abc-def-01" } }])
         const got = inbox("consumer")
-        yield* join({ group: unique("g"), topics: [topic], handle: got.handle })
+        yield* member({ group: unique("g"), topics: [topic], handle: got.handle })
         yield* got.count(1)
         const record = got.records[0]!
         assert.strictEqual(record.topic, topic)
@@ -158,8 +170,8 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         yield* broker.publish(sent.map((value, i) => ({ topic, key: i % 4 === 0 ? null : `key-${i % 7}`, value, headers: {} })))
         const a = inbox("group A")
         const b = inbox("group B")
-        yield* join({ group: unique("ga"), topics: [topic], handle: a.handle })
-        yield* join({ group: unique("gb"), topics: [topic], handle: b.handle })
+        yield* member({ group: unique("ga"), topics: [topic], handle: a.handle })
+        yield* member({ group: unique("gb"), topics: [topic], handle: b.handle })
         yield* a.until("all 30 values", (rs) => new Set(valuesOf(rs)).size === sent.length)
         yield* b.until("all 30 values", (rs) => new Set(valuesOf(rs)).size === sent.length)
         assert.sameMembers(valuesOf(a.records), sent)
@@ -174,8 +186,8 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         yield* broker.ensureTopics([topic])
         const a = inbox("member A")
         const b = inbox("member B")
-        yield* join({ group, topics: [topic], handle: a.handle })
-        yield* join({ group, topics: [topic], handle: b.handle })
+        yield* member({ group, topics: [topic], handle: a.handle })
+        yield* member({ group, topics: [topic], handle: b.handle })
         // Wait until the group settled on both members: probe with keyless records (round robin over
         // the partitions) until both handled some. On Kafka the first member rejoins asynchronously.
         const bothActive = Effect.gen(function*() {
@@ -221,7 +233,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
           yield* broker.publish(sent.slice(start, start + 25).map(({ key, seq }) => ({ topic, key, value: `${key}:${seq}`, headers: {} })))
         }
         const got = inbox("consumer")
-        yield* join({ group: unique("g"), topics: [topic], handle: got.handle, maxBatch: 7, concurrency: 3 })
+        yield* member({ group: unique("g"), topics: [topic], handle: got.handle, maxBatch: 7, concurrency: 3 })
         yield* got.count(sent.length)
         for (const batch of got.batches) {
           assert.isTrue(batch.length >= 1 && batch.length <= 7, `batch of ${batch.length} exceeds maxBatch 7`)
@@ -250,7 +262,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         yield* broker.publish(sent.map((value) => ({ topic, key: "one-key", value, headers: {} })))
         const attempts: Array<ReadonlyArray<string>> = []
         const got = inbox("consumer")
-        yield* join({
+        yield* member({
           group: unique("g"),
           topics: [topic],
           handle: (batch) =>
@@ -278,7 +290,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         yield* broker.publish(sent.map((value) => ({ topic, key: "one-key", value, headers: {} })))
         // member A takes the batch and never finishes it
         const stuck = inbox("member A (stuck)")
-        const a = yield* join({
+        const a = yield* member({
           group,
           topics: [topic],
           handle: (batch) => Effect.andThen(stuck.handle(batch), Effect.never)
@@ -286,7 +298,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         yield* stuck.count(1)
         // member B joins (on Kafka its join completes only once A is gone), then A's scope closes
         const b = inbox("member B")
-        const joining = yield* Effect.forkChild(join({ group, topics: [topic], handle: b.handle }))
+        const joining = yield* Effect.forkChild(member({ group, topics: [topic], handle: b.handle }))
         yield* a.leave
         yield* b.until("the records A never finished", (rs) => new Set(valuesOf(rs)).size === sent.length)
         yield* Fiber.join(joining)
@@ -300,7 +312,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         const topic = unique("latest")
         yield* broker.publish(["old-0", "old-1", "old-2"].map((value) => ({ topic, key: "one-key", value, headers: {} })))
         const got = inbox("consumer")
-        yield* join({ group: unique("g"), topics: [topic], handle: got.handle, fromBeginning: false })
+        yield* member({ group: unique("g"), topics: [topic], handle: got.handle, fromBeginning: false })
         // published right after consume returned: must not be skipped
         yield* broker.publish(["new-0", "new-1"].map((value) => ({ topic, key: "one-key", value, headers: {} })))
         yield* got.count(2)
@@ -308,7 +320,7 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         assert.deepStrictEqual(valuesOf(got.records), ["new-0", "new-1"])
         // a group that starts from the beginning (the default) sees all of them
         const all = inbox("from beginning")
-        yield* join({ group: unique("g"), topics: [topic], handle: all.handle })
+        yield* member({ group: unique("g"), topics: [topic], handle: all.handle })
         yield* all.count(5)
         assert.deepStrictEqual(valuesOf(all.records), ["old-0", "old-1", "old-2", "new-0", "new-1"])
       }), timeout)

@@ -1,6 +1,7 @@
 import { suite as eventStoreSuite } from "../eventstore/EventStoreSuite.ts"
 import { suite as repositorySuite } from "../eventstore/RepositorySuite.ts"
 import { suite as transactionsSuite } from "../eventstore/TransactionsSuite.ts"
+import { suite as inboxSuite } from "../queue/InboxSuite.ts"
 import { suite as outboxSuite } from "../queue/OutboxSuite.ts"
 import { suite as snapshotSuite } from "../snapshot/SnapshotStoreSuite.ts"
 import { describePostgres, pgStorage } from "../support/Services.ts"
@@ -11,4 +12,5 @@ describePostgres("PostgreSQL storage", () => {
   transactionsSuite("postgres", pgStorage("tx"))
   outboxSuite("postgres", pgStorage("ob"))
   repositorySuite("postgres", pgStorage("rp"))
+  inboxSuite("postgres", pgStorage("ib"))
 })

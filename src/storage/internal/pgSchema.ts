@@ -95,6 +95,34 @@ export const migrations: ReadonlyArray<Migration> = [
         RETURN NULL;
       END $$`
     ]
+  },
+  {
+    id: 2,
+    name: "inbox and dead letters",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS minos_inbox (
+        consumer_group text NOT NULL,
+        topic text NOT NULL,
+        identifier text NOT NULL,
+        handled_at timestamptz NOT NULL,
+        PRIMARY KEY (consumer_group, topic, identifier)
+      )`,
+      `CREATE INDEX IF NOT EXISTS minos_inbox_handled_at ON minos_inbox (handled_at)`,
+      `CREATE TABLE IF NOT EXISTS minos_dead_letters (
+        id bigserial PRIMARY KEY,
+        consumer_group text NOT NULL,
+        topic text NOT NULL,
+        key text NULL,
+        value text NOT NULL,
+        headers jsonb NOT NULL DEFAULT '{}'::jsonb,
+        identifier text NULL,
+        error text NOT NULL,
+        attempts integer NOT NULL,
+        first_failed_at timestamptz NOT NULL,
+        last_failed_at timestamptz NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS minos_dead_letters_topic ON minos_dead_letters (topic, id)`
+    ]
   }
 ]
 
