@@ -252,6 +252,8 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
                 value: m.value === null ? "" : m.value.toString("utf8"),
                 headers: headersOf(m)
               }))
+              // keep the membership alive while a slow handler runs, or the group evicts this member
+              const beat = setInterval(() => void heartbeat().catch(() => undefined), 1_000)
               try {
                 await runHandle(consumeOptions.handle(records).pipe(Effect.withSpan("KafkaBroker.handle")))
               } catch (e) {
@@ -259,6 +261,8 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
                 if (closing) return
                 // a failure throws into kafkajs, which fetches again from the last resolved offset and retries
                 throw e
+              } finally {
+                clearInterval(beat)
               }
               const last = slice[slice.length - 1]!.offset
               await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])

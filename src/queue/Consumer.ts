@@ -140,7 +140,7 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
           key: record.key,
           value: record.value,
           headers: record.headers,
-          identifier: envelope?.identifier ?? null,
+          identifier: claimId ?? null,
           error,
           attempts,
           firstFailedAt,

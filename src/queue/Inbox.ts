@@ -27,7 +27,7 @@ export interface DeadLetter {
   /** The record exactly as it was received. */
   readonly value: string
   readonly headers: Readonly<Record<string, string>>
-  /** The message identifier from the envelope, when it could be read. */
+  /** The inbox claim of the failed handling (the message identifier, `#n` per handler when a topic has several), when the envelope could be read. */
   readonly identifier: string | null
   /** The last error, as text (never a stack trace). */
   readonly error: string
@@ -60,6 +60,8 @@ export interface InboxShape {
    * when it was already recorded: the message is a duplicate and must have no effect.
    */
   readonly claim: (group: string, topic: string, identifier: string, now: number) => Effect.Effect<boolean, InboxError>
+  /** Forgets a claim, so the message is handled again when it comes back (dead-letter replay). */
+  readonly release: (group: string, topic: string, identifier: string) => Effect.Effect<void, InboxError>
   /** Stores a dead letter (in the ambient storage transaction) and returns its id. */
   readonly deadLetter: (letter: Omit<DeadLetter, "id">) => Effect.Effect<number, InboxError>
   readonly listDeadLetters: (options?: { readonly topic?: string | undefined; readonly limit?: number | undefined }) => Effect.Effect<ReadonlyArray<DeadLetter>, InboxError>

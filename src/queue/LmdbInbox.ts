@@ -91,6 +91,19 @@ export const make = Effect.gen(function*() {
     return true
   })
 
+  const release = Effect.fn("LmdbInbox.release")(function*(group: string, topic: string, identifier: string) {
+    const op = (w: WriteCtx) => {
+      const at = w.dbs.inbox.get([group, topic, identifier])
+      if (at === undefined) return
+      w.dbs.inbox.removeSync([group, topic, identifier])
+      w.dbs.inboxage.removeSync([at, group, topic, identifier])
+    }
+    const unit = yield* env.unit
+    if (unit === undefined) return yield* env.write(op, mapError("release"))
+    unit.claims.delete(claimKey(group, topic, identifier))
+    unit.ops.push(op)
+  })
+
   const deadLetter = Effect.fn("LmdbInbox.deadLetter")(function*(l: Omit<DeadLetter, "id">) {
     const problem = checkLetter(l)
     if (problem !== undefined) return yield* Effect.fail(invalid(problem))
@@ -171,7 +184,7 @@ export const make = Effect.gen(function*() {
     }, mapError("prune"))
   })
 
-  return Inbox.of({ claim, deadLetter, listDeadLetters, getDeadLetter, removeDeadLetter, prune } satisfies InboxShape)
+  return Inbox.of({ claim, release, deadLetter, listDeadLetters, getDeadLetter, removeDeadLetter, prune } satisfies InboxShape)
 })
 
 /**

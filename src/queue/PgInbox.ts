@@ -55,6 +55,12 @@ export const make = Effect.gen(function*() {
     return rows.length === 1
   })
 
+  const release = Effect.fn("PgInbox.release")(function*(group: string, topic: string, identifier: string) {
+    yield* sql`DELETE FROM minos_inbox WHERE consumer_group = ${group}::text AND topic = ${topic}::text AND identifier = ${identifier}::text`.pipe(
+      Effect.mapError(sqlFailure("release"))
+    )
+  })
+
   const deadLetter = Effect.fn("PgInbox.deadLetter")(function*(l: Omit<DeadLetter, "id">) {
     const rows = yield* sql<{ id: bigint }>`INSERT INTO minos_dead_letters
         (consumer_group, topic, key, value, headers, identifier, error, attempts, first_failed_at, last_failed_at)
@@ -88,7 +94,7 @@ export const make = Effect.gen(function*() {
     return rows[0]?.n ?? 0
   })
 
-  return Inbox.of({ claim, deadLetter, listDeadLetters, getDeadLetter, removeDeadLetter, prune } satisfies InboxShape)
+  return Inbox.of({ claim, release, deadLetter, listDeadLetters, getDeadLetter, removeDeadLetter, prune } satisfies InboxShape)
 })
 
 /**

@@ -19,6 +19,17 @@ export const suite = (name: string, layer: Layer.Layer<Storage.Services, unknown
         assert.isTrue(yield* inbox.claim("exam", "ExamUpdated", id, 4))
       }))
 
+    it.effect("a released claim can be taken again", () =>
+      Effect.gen(function*() {
+        const inbox = yield* Inbox
+        const id = uuid()
+        assert.isTrue(yield* inbox.claim("exam", "R", id, 1))
+        yield* inbox.release("exam", "R", id)
+        yield* inbox.release("exam", "R", uuid())
+        assert.isTrue(yield* inbox.claim("exam", "R", id, 2))
+        assert.isFalse(yield* inbox.claim("exam", "R", id, 3))
+      }))
+
     it.effect("a claim in a failed unit of work is forgotten with the handler's writes", () =>
       Effect.gen(function*() {
         const inbox = yield* Inbox

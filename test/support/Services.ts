@@ -80,3 +80,25 @@ export const pgStorage = (prefix: string) => {
   }))
   return Layer.merge(Postgres.layerStorageWith(settings.schema), dropSchema).pipe(Layer.provideMerge(Postgres.layer(settings)))
 }
+
+/** Resolved settings for an in-process test service; override what the test needs. */
+export const settings = (overrides: {
+  readonly name?: string
+  readonly storage?: import("../../src/config/MinosConfig.ts").StorageSettings
+  readonly broker?: import("../../src/config/MinosConfig.ts").BrokerSettings
+  readonly retry?: number
+  readonly restPort?: number
+  readonly rest?: boolean
+}): import("../../src/config/MinosConfig.ts").Settings => ({
+  source: { file: "<test>", format: "effect-minos/1" },
+  service: { name: overrides.name ?? "svc", aggregate: undefined },
+  rest: { enabled: overrides.rest ?? false, host: "127.0.0.1", port: overrides.restPort ?? 0, bodyLimitBytes: 1_048_576, requestTimeoutMs: 10_000 },
+  storage: overrides.storage ?? { backend: "lmdb", path: "", mapSize: 256 * 1024 * 1024 },
+  broker: overrides.broker ?? { backend: "memory" },
+  queue: { batchSize: 500, retry: overrides.retry ?? 2, retryBackoffMs: 20, pollIntervalMs: 200 },
+  saga: { storage: { backend: "lmdb", path: "" } },
+  discovery: { enabled: false, client: "minos", host: "localhost", port: 5567 },
+  startup: { retries: 3, retryDelayMs: 200 },
+  components: { consumer: true, handlers: true, replies: true, events: true, rest: overrides.rest ?? false, snapshots: true, relay: true, periodic: true, system: true, sagas: true },
+  application: {}
+})
