@@ -57,6 +57,11 @@ export interface ConsumeOptions {
   readonly fromBeginning?: boolean
   /** Most records handed to `handle` at once (default 500). */
   readonly maxBatch?: number
+  /**
+   * On shutdown, how long handlers already running may take to finish before they are interrupted
+   * (their records then stay uncommitted and are redelivered). Default 10 s.
+   */
+  readonly shutdownGraceMs?: number
 }
 
 /**

@@ -216,8 +216,11 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
     // Handlers run as fibers of this scope. Closing the scope first stops new batches, then interrupts
     // the handlers in flight (their records stay uncommitted and go to the next owner), and only then
     // disconnects: kafkajs' disconnect waits for the batch in flight, which could otherwise be forever.
-    const runHandle = yield* FiberSet.makeRuntimePromise<never, void, unknown>()
+    const handlers = yield* FiberSet.make<void, unknown>()
+    const runHandle = yield* FiberSet.runtimePromise(handlers)<never>()
     let closing = false
+    // shutdown: stop taking batches, give the handlers in flight a bounded grace to finish, then interrupt
+    yield* Scope.addFinalizer(scope, FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(`${consumeOptions.shutdownGraceMs ?? 10_000} millis`), Effect.asVoid))
     yield* Scope.addFinalizer(scope, Effect.sync(() => {
       closing = true
     }))

@@ -1,7 +1,10 @@
 /**
  * `effect-minos` command line.
  *
- *   effect-minos config check [file]    print the resolved config as JSON (secrets redacted)
+ *   effect-minos start [config.yml] [--services] [--entry module]   run a service (docs/runtime.md)
+ *   effect-minos config check [config.yml]                          print the resolved config (secrets redacted)
+ *   effect-minos dead-letters list [config.yml] [--topic T]         list dead letters
+ *   effect-minos dead-letters replay <id|all> [config.yml]          replay one or all
  *
  * @since 0.1.0
  */
@@ -9,7 +12,10 @@ import { Console, Effect } from "effect"
 import * as MinosConfig from "../config/MinosConfig.ts"
 
 const usage = `usage:
-  effect-minos config check [config.yml]`
+  effect-minos start [config.yml] [--services] [--entry <module>]
+  effect-minos config check [config.yml]
+  effect-minos dead-letters list [config.yml] [--topic <topic>]
+  effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]`
 
 const configCheck = (file: string | undefined) =>
   MinosConfig.load(file ?? MinosConfig.defaultPath()).pipe(
@@ -18,13 +24,17 @@ const configCheck = (file: string | undefined) =>
     Effect.catchTag("ConfigError", (e) => Effect.as(Console.error(`ConfigError (${e.reason}): ${e.message}`), 1))
   )
 
-/** Runs the CLI on `argv` (without node and script) and resolves to the exit code. */
-export const run = (argv: ReadonlyArray<string>): Effect.Effect<number> => {
-  const [command, ...rest] = argv
-  if (command === "config" && rest[0] === "check") return configCheck(rest[1])
-  return Effect.as(Console.error(usage), command === undefined || command === "help" || command === "--help" ? 0 : 2)
+const argv = process.argv.slice(2)
+const [command, ...rest] = argv
+if (command === "start") {
+  const { start } = await import("../runtime/Cli.ts")
+  start(rest)
+} else if (command === "dead-letters") {
+  const { deadLetters } = await import("./DeadLettersCommand.ts")
+  process.exitCode = await Effect.runPromise(deadLetters(rest))
+} else if (command === "config" && rest[0] === "check") {
+  process.exitCode = await Effect.runPromise(configCheck(rest[1]))
+} else {
+  await Effect.runPromise(Console.error(usage))
+  process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2
 }
-
-Effect.runPromise(run(process.argv.slice(2))).then((code) => {
-  process.exitCode = code
-})

@@ -25,6 +25,7 @@ import type { FindOptions } from "../snapshot/SnapshotStore.ts"
 import { SnapshotStore, type SnapshotStoreError } from "../snapshot/SnapshotStore.ts"
 import { type StorageError, UnitOfWork } from "../storage/UnitOfWork.ts"
 import { EventStore, EventStoreError, isUuid, type StoredEvent } from "./EventStore.ts"
+import { CurrentTransaction } from "./Transactions.ts"
 
 /**
  * An aggregate as loaded.
@@ -165,7 +166,7 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
 
     const load = Effect.fn("Repository.load")(function*(id: string, loadOptions?: { readonly transaction?: string | undefined }) {
       if (!isUuid(id)) return yield* Effect.fail(new EventStoreError({ reason: "InvalidInput", message: `${name} id ${JSON.stringify(id)} is not a UUID` }))
-      const transaction = loadOptions?.transaction
+      const transaction = loadOptions?.transaction ?? (yield* CurrentTransaction)
       const snapshot = yield* snapshots.getOption(name, id, { transaction })
       let state = aggregate.initialState as State
       let version = 0
@@ -202,7 +203,7 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
 
     const attempt = (id: string, command: Aggregate.Aggregate.Command<A>, handleOptions: HandleOptions) =>
       uow.transaction(Effect.gen(function*() {
-        const transaction = handleOptions.transaction
+        const transaction = handleOptions.transaction ?? (yield* CurrentTransaction)
         const loaded = yield* load(id, { transaction })
         if (handleOptions.expectedVersion !== undefined && handleOptions.expectedVersion !== loaded.version) {
           return yield* Effect.fail(new CallerConflict(new EventStoreError({
@@ -277,7 +278,7 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
       handle(crypto.randomUUID(), command, { ...createOptions, expectedVersion: 0 })
 
     const find = (findOptions: FindOptions): Stream.Stream<Loaded<State>, RepositoryError> =>
-      snapshots.find(aggregate, findOptions).pipe(
+      Stream.unwrap(Effect.map(CurrentTransaction, (tx) => snapshots.find(aggregate, { ...findOptions, transaction: findOptions.transaction ?? tx }))).pipe(
         Stream.mapEffect((s) =>
           Effect.try({
             try: (): Loaded<State> => {

@@ -86,6 +86,18 @@ export interface TransactionsShape {
 }
 
 /**
+ * The minos transaction the current fiber writes in, when a handler runs for a saga (set by the
+ * `transactional` middleware and by the saga manager for local steps). Repositories write inside it
+ * unless told otherwise.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const CurrentTransaction = Context.Reference<string | undefined>("effect-minos/eventstore/CurrentTransaction", {
+  defaultValue: () => undefined
+})
+
+/**
  * @category services
  * @since 0.1.0
  */

@@ -75,6 +75,13 @@ export const run = (options: RelayOptions) =>
 export const layer: Layer.Layer<never, never, Outbox | Broker | MinosConfig> = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* MinosConfig
+    // on shutdown, after the loop stopped: one last bounded flush while the broker is still open
+    yield* Effect.addFinalizer(() =>
+      drain(config.queue.batchSize).pipe(
+        Effect.timeoutOption("5 seconds"),
+        Effect.catchCause((cause) => Effect.logWarning("outbox relay: final flush failed; rows stay for the next start", cause))
+      )
+    )
     yield* run({ batchSize: config.queue.batchSize, pollIntervalMs: config.queue.pollIntervalMs }).pipe(Effect.forkScoped)
   })
 )

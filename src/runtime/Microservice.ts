@@ -25,11 +25,21 @@ import * as MemoryBroker from "../broker/MemoryBroker.ts"
 import * as Replies from "../broker/Replies.ts"
 import * as RequestClient from "../broker/RequestClient.ts"
 import { MinosConfig } from "../config/MinosConfig.ts"
+import * as Health from "../http/Health.ts"
+import * as HttpServer from "../http/HttpServer.ts"
+import { EventStore } from "../eventstore/EventStore.ts"
 import * as Consumer from "../queue/Consumer.ts"
 import * as OutboxRelay from "../queue/OutboxRelay.ts"
 import type { Handler, Middleware } from "../router/Router.ts"
 import * as Router from "../router/Router.ts"
 import * as Scheduler from "../router/Scheduler.ts"
+import * as SagaRoutes from "./SagaRoutes.ts"
+import * as SystemRoutes from "./SystemRoutes.ts"
+import * as LmdbSagaStore from "../saga/LmdbSagaStore.ts"
+import * as PgSagaStore from "../saga/PgSagaStore.ts"
+import type * as Saga from "../saga/Saga.ts"
+import * as SagaManager from "../saga/SagaManager.ts"
+import * as Transactional from "../saga/Transactional.ts"
 import * as Lmdb from "../storage/Lmdb.ts"
 import * as Postgres from "../storage/Postgres.ts"
 import type * as Storage from "../storage/Storage.ts"
@@ -65,8 +75,10 @@ export interface Definition<Hs extends ReadonlyArray<Handler>, S, E> {
   readonly middleware?: ReadonlyArray<Middleware>
   /** The user's services (repositories, read models, sagas…), built on the infrastructure. */
   readonly services?: Layer.Layer<S, E, Infrastructure>
+  /** Saga definitions this service coordinates (see `SagaManager`). */
+  readonly sagas?: ReadonlyArray<Saga.Definition.Any>
   /** Extra background parts that need the infrastructure and the user's services. */
-  readonly background?: Layer.Layer<never, unknown, Infrastructure | S | Router.Routes>
+  readonly background?: Layer.Layer<never, unknown, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
 }
 
 const answers = (host: string, port: number) =>
@@ -150,6 +162,47 @@ export const layerInfrastructure: Layer.Layer<Exclude<Infrastructure, MinosConfi
   (e) => new StartupError({ dependency: "Kafka", message: `Cannot read the reply topic: ${e.message}`, cause: e })
 ).pipe(Layer.provideMerge(Layer.mergeAll(layerStorage, layerBroker, Replies.layer)))
 
+/**
+ * Health checks of the infrastructure: the storage answers a read, the broker a ping.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerHealth: Layer.Layer<Health.Health, never, EventStore | Broker> = Layer.effect(
+  Health.Health,
+  Effect.gen(function*() {
+    const events = yield* EventStore
+    const broker = yield* Broker
+    return Health.make([
+      { name: "storage", check: events.head },
+      { name: "broker", check: broker.ping }
+    ])
+  })
+)
+
+/**
+ * The saga store the config selects (`saga.storage`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerSagaStore = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* MinosConfig
+    const storage = config.saga.storage
+    if (storage.backend === "lmdb") {
+      return mapError(LmdbSagaStore.layer({ path: storage.path }), (e) =>
+        new StartupError({ dependency: "LMDB", message: `Cannot open the saga store at ${storage.path}: ${e.message}`, cause: e }))
+    }
+    const pg = storage.postgres
+    return mapError(PgSagaStore.layer.pipe(Layer.provide(Postgres.layer(pg))), (e) =>
+      new StartupError({ dependency: "PostgreSQL", message: `Cannot open the saga store in ${pg.database}: ${String((e as { message?: string }).message ?? e)}. ${pgHint}`, cause: e }))
+  })
+)
+
+const mapErrorToStartup = (dependency: string, message: (e: unknown) => string) => <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  mapError(layer, (e) => new StartupError({ dependency, message: message(e), cause: e }))
+
 const when = <A, E, R>(on: boolean, layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => (on ? layer : (Layer.empty as unknown as Layer.Layer<A, E, R>))
 
 /**
@@ -161,22 +214,46 @@ const when = <A, E, R>(on: boolean, layer: Layer.Layer<A, E, R>): Layer.Layer<A,
  */
 export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E = never>(
   definition: Definition<Hs, S, E>
-): Layer.Layer<S, unknown, Infrastructure> => {
+): Layer.Layer<S | SagaManager.SagaManager, unknown, Infrastructure> => {
   const services = (definition.services ?? Layer.empty) as Layer.Layer<S, E, Infrastructure>
-  const routes = Router.layer(definition.handlers, { middleware: definition.middleware ?? [] }) as Layer.Layer<Router.Routes, Router.RouteError, S | Infrastructure>
+  const sagas = Layer.unwrap(Effect.map(MinosConfig, (config) =>
+    Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
+      Layer.provide(layerSagaStore)
+    )
+  )) as Layer.Layer<SagaManager.SagaManager, unknown, S | Infrastructure>
+  const routes = Layer.unwrap(Effect.map(MinosConfig, (config) =>
+    Router.layer([
+      ...definition.handlers,
+      ...(config.components.system ? SystemRoutes.handlers : []),
+      ...(config.components.sagas ? [...Transactional.handlers(config.service.name), ...SagaRoutes.handlers] : [])
+    ], {
+      middleware: [...(config.components.sagas ? [Transactional.middleware(config.service.name)] : []), ...(definition.middleware ?? [])]
+    })
+  )) as Layer.Layer<Router.Routes, Router.RouteError, S | Infrastructure | SagaManager.SagaManager>
   const background = Layer.unwrap(
     Effect.gen(function*() {
       const config = yield* MinosConfig
+      const http = HttpServer.layer({
+        host: config.rest.host,
+        port: config.rest.port,
+        bodyLimitBytes: config.rest.bodyLimitBytes,
+        requestTimeoutMs: config.rest.requestTimeoutMs,
+        serviceName: config.service.name
+      }).pipe(
+        mapErrorToStartup("HTTP", (e) => `Cannot listen on ${config.rest.host}:${config.rest.port} (${String((e as { message?: string }).message ?? e)}); is the port in use? Set rest.port or MINOS_REST_PORT`),
+        Layer.provide(layerHealth)
+      )
       const parts: Array<Layer.Layer<never, unknown, any>> = [
         when(config.components.consumer, Consumer.layer()),
         when(config.components.relay, OutboxRelay.layer),
-        when(config.components.periodic, Scheduler.layer)
+        when(config.components.periodic, Scheduler.layer),
+        when(config.rest.enabled, http as Layer.Layer<any, unknown, any>)
       ]
       if (definition.background !== undefined) parts.push(definition.background)
       return Layer.mergeAll(...(parts as [Layer.Layer<never, unknown, any>]))
     })
-  ) as Layer.Layer<never, unknown, Infrastructure | S | Router.Routes>
-  return background.pipe(Layer.provideMerge(routes), Layer.provideMerge(services)) as Layer.Layer<S, unknown, Infrastructure>
+  ) as Layer.Layer<never, unknown, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
+  return background.pipe(Layer.provideMerge(routes), Layer.provideMerge(sagas), Layer.provideMerge(services)) as Layer.Layer<S | SagaManager.SagaManager, unknown, Infrastructure>
 }
 
 /**
@@ -187,7 +264,7 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
  */
 export const layer = <const Hs extends ReadonlyArray<Handler>, S = never, E = never>(
   definition: Definition<Hs, S, E>
-): Layer.Layer<S | Exclude<Infrastructure, MinosConfig>, unknown, MinosConfig> => layerWith(definition).pipe(Layer.provideMerge(layerInfrastructure))
+): Layer.Layer<S | SagaManager.SagaManager | Exclude<Infrastructure, MinosConfig>, unknown, MinosConfig> => layerWith(definition).pipe(Layer.provideMerge(layerInfrastructure))
 
 /**
  * The storage unit of work, for code that writes read models next to handlers.

@@ -91,7 +91,7 @@ export const settings = (overrides: {
   readonly rest?: boolean
 }): import("../../src/config/MinosConfig.ts").Settings => ({
   source: { file: "<test>", format: "effect-minos/1" },
-  service: { name: overrides.name ?? "svc", aggregate: undefined },
+  service: { name: overrides.name ?? "svc", aggregate: undefined, entry: undefined },
   rest: { enabled: overrides.rest ?? false, host: "127.0.0.1", port: overrides.restPort ?? 0, bodyLimitBytes: 1_048_576, requestTimeoutMs: 10_000 },
   storage: overrides.storage ?? { backend: "lmdb", path: "", mapSize: 256 * 1024 * 1024 },
   broker: overrides.broker ?? { backend: "memory" },

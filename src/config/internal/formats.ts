@@ -35,7 +35,12 @@ export type SagaStorageSettings =
 
 export interface Resolved {
   readonly source: { readonly file: string; readonly format: "minos-v1" | "effect-minos/1" }
-  readonly service: { readonly name: string; readonly aggregate: string | undefined }
+  readonly service: {
+    readonly name: string
+    readonly aggregate: string | undefined
+    /** The module `effect-minos start` runs (its default export is the service layer). */
+    readonly entry: string | undefined
+  }
   readonly rest: {
     readonly enabled: boolean
     readonly host: string
@@ -263,7 +268,7 @@ export const resolveMinosV1 = (file: string, doc: typeof MinosV1.Type): Resolved
   const discoveryRole = roles.find((r) => r.role._tag === "Discovery" && r.path[0] === "discovery")?.role as Extract<ClassRole, { _tag: "Discovery" }> | undefined
   return {
     source: { file, format: "minos-v1" },
-    service: { name: doc.service.name, aggregate: doc.service.aggregate === undefined ? undefined : simpleName(doc.service.aggregate) },
+    service: { name: doc.service.name, aggregate: doc.service.aggregate === undefined ? undefined : simpleName(doc.service.aggregate), entry: undefined },
     rest: {
       enabled: components.rest,
       host: doc.rest?.host ?? defaults.rest.host,
@@ -306,7 +311,7 @@ const NativePostgres = Schema.Struct({
 
 export const Native = Schema.Struct({
   version: Schema.Literal(NATIVE_VERSION),
-  service: Schema.Struct({ name: ServiceName, aggregate: Schema.optional(NonEmpty) }),
+  service: Schema.Struct({ name: ServiceName, aggregate: Schema.optional(NonEmpty), entry: Schema.optional(NonEmpty) }),
   rest: Schema.optional(Schema.Struct({
     enabled: Schema.optional(Schema.Boolean),
     host: Schema.optional(NonEmpty),
@@ -396,7 +401,7 @@ export const resolveNative = (file: string, doc: typeof Native.Type): Resolved |
   components.rest = components.rest && restEnabled
   return {
     source: { file, format: "effect-minos/1" },
-    service: { name: doc.service.name, aggregate: doc.service.aggregate },
+    service: { name: doc.service.name, aggregate: doc.service.aggregate, entry: doc.service.entry },
     rest: {
       enabled: components.rest,
       host: doc.rest?.host ?? defaults.rest.host,

@@ -1,0 +1,183 @@
+/**
+ * Sagas across two services in one process (in-process broker, LMDB stores): the coordinator `hub`
+ * and the participant `desk`, each with its own storage, sharing the broker.
+ */
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Context, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Message from "../../src/broker/Message.ts"
+import { Broker } from "../../src/broker/Broker.ts"
+import * as MemoryBroker from "../../src/broker/MemoryBroker.ts"
+import * as Replies from "../../src/broker/Replies.ts"
+import * as RequestClient from "../../src/broker/RequestClient.ts"
+import * as MinosConfig from "../../src/config/MinosConfig.ts"
+import * as Entity from "../../src/domain/Entity.ts"
+import * as Repository from "../../src/eventstore/Repository.ts"
+import * as Router from "../../src/router/Router.ts"
+import * as Microservice from "../../src/runtime/Microservice.ts"
+import * as Saga from "../../src/saga/Saga.ts"
+import { SagaManager } from "../../src/saga/SagaManager.ts"
+import * as Lmdb from "../../src/storage/Lmdb.ts"
+import * as C from "../../src/snapshot/Condition.ts"
+import { settings } from "../support/Services.ts"
+
+const Desk = Entity.make("Desk", { owner: Schema.String, seats: Schema.Int })
+class Desks extends Context.Service<Desks, Repository.Repository<typeof Desk>>()("test/Desks") {}
+const Note = Entity.make("Note", { text: Schema.String })
+class Notes extends Context.Service<Notes, Repository.Repository<typeof Note>>()("test/Notes") {}
+
+/** What the participant's compensations saw. */
+class Log extends Context.Service<Log, Ref.Ref<ReadonlyArray<string>>>()("test/Log") {}
+
+const Ctx = Schema.Struct({ owner: Schema.String, seats: Schema.Int, deskUuid: Schema.optional(Schema.String), noteUuid: Schema.optional(Schema.String) })
+type Ctx = typeof Ctx.Type
+
+class Full extends Schema.TaggedError<Full>()("Full", { seats: Schema.Int }) {}
+
+const deskHandlers = [
+  Router.command("TakeDesk", { payload: Schema.Struct({ owner: Schema.String, seats: Schema.Int }), success: Schema.Struct({ deskUuid: Schema.String }) }, ({ owner, seats }) =>
+    Effect.gen(function*() {
+      if (seats > 10) return yield* Effect.fail(new Full({ seats }))
+      const h = yield* Effect.flatMap(Desks, (d) => d.create(Entity.create({ owner, seats })))
+      return { deskUuid: h.id }
+    })),
+  Router.command("FreeDesk", { payload: Schema.Struct({ owner: Schema.String }) }, ({ owner }) =>
+    Effect.flatMap(Log, (log) => Ref.update(log, (l) => [...l, `FreeDesk ${owner}`])))
+] as const
+
+const deskCount = (owner: string) =>
+  Effect.flatMap(Desks, (d) => Stream.runCollect(d.find({ condition: C.equal("owner", owner) }))).pipe(Effect.map((xs) => Array.from(xs).length))
+
+const temp = (p: string) => mkdtempSync(join(tmpdir(), p))
+
+/** The participant `desk`, on its own storage, sharing the broker. */
+// Layer.fresh: each service gets its own instance of the shared layer values
+const deskService = Microservice.layerWith({ handlers: deskHandlers, services: Repository.layer(Desks, Desk) }).pipe(
+  Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+  Layer.provideMerge(Layer.mergeAll(Lmdb.layer({ path: temp("desk-"), noSync: true }), Layer.fresh(Replies.layer))),
+  Layer.provideMerge(MinosConfig.layerSettings({ ...settings({ name: "desk" }), saga: { storage: { backend: "lmdb", path: join(temp("desk-saga-"), "sagas") } } }))
+)
+
+const hubInfra = (name: string) =>
+  Layer.mergeAll(Lmdb.layer({ path: temp("hub-"), noSync: true }), Layer.fresh(Replies.layer)).pipe(
+    Layer.provideMerge(MinosConfig.layerSettings({ ...settings({ name }), saga: { storage: { backend: "lmdb", path: join(temp("hub-saga-"), "sagas") } } }))
+  )
+
+const hub = (sagas: ReadonlyArray<Saga.Definition.Any>) =>
+  Microservice.layerWith({ handlers: [], services: Layer.mergeAll(Repository.layer(Notes, Note), Repository.layer(Desks, Desk)), sagas }).pipe(
+    Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+    Layer.provideMerge(hubInfra("hub"))
+  )
+
+const build = <C>(b: Saga.Builder<C, any>) => Effect.runSync(b.build)
+
+const takeDesk = Saga.make("TakeDesk", { version: 1, context: Ctx })
+  .remote("TakeDesk", (c) => ({ topic: "TakeDesk", content: { owner: c.owner, seats: c.seats } }))
+  .onSuccess((c, reply) => Effect.succeed({ ...c, deskUuid: (reply as { deskUuid: string }).deskUuid }))
+  .onFailure((c) => ({ topic: "FreeDesk", content: { owner: c.owner } }))
+  .local("WriteNote", (c) =>
+    Effect.gen(function*() {
+      if (c.owner.startsWith("fail")) return yield* Effect.fail("the note cannot be written")
+      const h = yield* Effect.flatMap(Notes, (n) => n.create(Entity.create({ text: `${c.owner} has desk ${c.deskUuid}` })))
+      return { ...c, noteUuid: h.id }
+    }))
+  .onFailure((c) => Effect.flatMap(Log, (log) => Ref.update(log, (l) => [...l, `undo note ${c.owner}`])))
+
+const TakeDesk = build(takeDesk)
+
+const withLog = Layer.effect(Log, Ref.make<ReadonlyArray<string>>([]))
+
+describe("Saga definitions", () => {
+  it.effect("refuses a saga without steps, hooks set twice, and hooks on the wrong step", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* Effect.flip(Saga.make("Empty", { version: 1, context: Ctx }).build)).step, "(saga)")
+      const twice = yield* Effect.flip(Saga.make("Twice", { version: 1, context: Ctx }).remote("A", () => ({ topic: "A", content: {} })).onSuccess(Effect.succeed).onSuccess(Effect.succeed).build)
+      assert.include(twice.message, "set twice")
+      const wrong = yield* Effect.flip(Saga.make("Wrong", { version: 1, context: Ctx }).local("L", Effect.succeed).onSuccess(Effect.succeed).build)
+      assert.include(wrong.message, "does not apply")
+      const before = yield* Effect.flip(Saga.make("Before", { version: 1, context: Ctx }).onFailure(() => Effect.void).build)
+      assert.include(before.message, "before any step")
+      const dup = yield* Effect.flip(Saga.make("Dup", { version: 1, context: Ctx }).local("L", Effect.succeed).local("L", Effect.succeed).build)
+      assert.include(dup.message, "same name")
+      const badVersion = yield* Effect.flip(Saga.make("V", { version: 0, context: Ctx }).local("L", Effect.succeed).build)
+      assert.include(badVersion.message, "Version")
+    }))
+
+  it("draws a Mermaid flowchart", () => {
+    const text = Saga.toMermaid(TakeDesk)
+    assert.include(text, "flowchart TD")
+    assert.include(text, "TakeDesk (remote)")
+    assert.include(text, "WriteNote (local)")
+    assert.include(text, "compensate TakeDesk")
+  })
+})
+
+layer(Layer.mergeAll(deskService, hub([TakeDesk])).pipe(Layer.provideMerge(withLog), Layer.provideMerge(MemoryBroker.layer())), { timeout: "60 seconds", excludeTestServices: true })("SagaManager (live)", (it) => {
+  it.effect("runs a remote and a local step, then commits both participants", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const done = yield* manager.run(TakeDesk, { owner: "ada", seats: 2 }, { timeout: "20 seconds" })
+      assert.strictEqual(done.status, "finished")
+      assert.deepStrictEqual(done.steps.map((s) => [s.name, s.status]), [["TakeDesk", "finished"], ["WriteNote", "finished"]])
+      assert.deepStrictEqual(done.participants, ["desk"])
+      const ctx = done.context as Ctx
+      assert.isString(ctx.deskUuid)
+      const note = yield* Effect.flatMap(Notes, (n) => n.get(ctx.noteUuid!))
+      assert.include(Entity.fieldsOf(note.state)!.text, "ada has desk")
+    }))
+
+  it.effect("a 400 reply without onError fails the saga; nothing stays written", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const e = yield* Effect.flip(manager.run(TakeDesk, { owner: "bob", seats: 99 }, { timeout: "20 seconds" }))
+      assert.strictEqual(e.reason, "Failed")
+      const exec = yield* manager.get(e.execution!)
+      assert.strictEqual(exec.status, "errored")
+      assert.include(exec.error!, "Full")
+      // the failed remote step is compensated too (its command may have had effects)
+      assert.strictEqual(exec.steps[0]!.status, "compensated")
+      assert.deepStrictEqual(yield* Effect.flatMap(Log, Ref.get), ["FreeDesk bob"])
+    }))
+
+  it.effect("a failing local step compensates the completed steps in reverse order and rejects the transaction", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const log = yield* Log
+      yield* Ref.set(log, [])
+      const e = yield* Effect.flip(manager.run(TakeDesk, { owner: "fail-carol", seats: 1 }, { timeout: "20 seconds" }))
+      const exec = yield* manager.get(e.execution!)
+      assert.deepStrictEqual(exec.steps.map((s) => [s.name, s.status]), [["TakeDesk", "compensated"], ["WriteNote", "errored"]])
+      assert.deepStrictEqual(yield* Ref.get(log), ["FreeDesk fail-carol"])
+      // the desk was created inside the saga's transaction on the participant, and rejected with it
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(yield* deskCount("fail-carol"), 0)
+    }))
+
+  it.effect("late and duplicate replies are ignored", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const broker = yield* Broker
+      const done = yield* manager.run(TakeDesk, { owner: "dan", seats: 1 }, { timeout: "20 seconds" })
+      // a reply for the finished execution, on the coordinator's reply topic
+      yield* broker.publish([{
+        topic: "HubReply", key: done.id,
+        value: Message.encode(Message.make({ topic: "HubReply", identifier: crypto.randomUUID(), content: { deskUuid: "x" }, headers: { saga: done.id } })),
+        headers: {}
+      }])
+      yield* Effect.sleep("300 millis")
+      const again = yield* manager.get(done.id)
+      assert.strictEqual(again.updatedAt, done.updatedAt)
+      assert.strictEqual(again.status, "finished")
+    }))
+
+  it.effect("lists executions by status", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const finished = yield* manager.list({ status: "finished" })
+      assert.isTrue(finished.length >= 2)
+      assert.isTrue(finished.every((x) => x.status === "finished"))
+    }))
+})
