@@ -12,7 +12,8 @@ import { isUuid, NIL } from "../eventstore/EventStore.ts"
 import { isJson } from "../eventstore/internal/validate.ts"
 import { chainOf } from "../storage/internal/pgChain.ts"
 import { describe, kindOf } from "../storage/internal/pgErrors.ts"
-import type { Condition, Ordering } from "./Condition.ts"
+import type { Ordering } from "./Condition.ts"
+import { makeCompiler } from "./internal/pgQuery.ts"
 import { checkQuery } from "./internal/query.ts"
 import { type FindOptions, type Queryable, type SnapshotRecord, SnapshotStore, SnapshotStoreError, type SnapshotStoreShape } from "./SnapshotStore.ts"
 
@@ -63,75 +64,13 @@ export const make = Effect.gen(function*() {
         return [NIL, ...chain.map((c) => c.id)]
       })
 
-  /** A jsonb expression for a checked path. */
-  const expr = (path: string): Statement.Fragment => {
-    switch (path) {
-      case "uuid":
-        return sql`to_jsonb(s.aggregate_id::text)`
-      case "version":
-        return sql`to_jsonb(s.version)`
-      case "createdAt":
-        return sql`to_jsonb((extract(epoch FROM s.created_at) * 1000)::bigint)`
-      case "updatedAt":
-        return sql`to_jsonb((extract(epoch FROM s.updated_at) * 1000)::bigint)`
-      default:
-        return sql`(s.document #> ${path.split(".")}::text[])`
-    }
-  }
-
-  const text = (path: string): Statement.Fragment => {
-    switch (path) {
-      case "uuid":
-        return sql`s.aggregate_id::text`
-      case "version":
-        return sql`s.version::text`
-      case "createdAt":
-      case "updatedAt":
-        return sql`(${expr(path)} #>> '{}')`
-      default:
-        return sql`(s.document #>> ${path.split(".")}::text[])`
-    }
-  }
-
-  const compile = (c: Condition): Statement.Fragment => {
-    const json = (v: unknown) => JSON.stringify(v)
-    switch (c._tag) {
-      case "True":
-        return sql`TRUE`
-      case "False":
-        return sql`FALSE`
-      case "And":
-        return c.conditions.length === 0 ? sql`TRUE` : sql.and(c.conditions.map(compile))
-      case "Or":
-        return c.conditions.length === 0 ? sql`FALSE` : sql.or(c.conditions.map(compile))
-      case "Not":
-        return sql`NOT (${compile(c.condition)})`
-      case "Equal":
-        return sql`${expr(c.field)} = ${json(c.value)}::jsonb`
-      case "NotEqual":
-        return sql`${expr(c.field)} <> ${json(c.value)}::jsonb`
-      case "Lower":
-        return sql`${expr(c.field)} < ${json(c.value)}::jsonb`
-      case "LowerEqual":
-        return sql`${expr(c.field)} <= ${json(c.value)}::jsonb`
-      case "Greater":
-        return sql`${expr(c.field)} > ${json(c.value)}::jsonb`
-      case "GreaterEqual":
-        return sql`${expr(c.field)} >= ${json(c.value)}::jsonb`
-      case "Contains":
-        return sql`${expr(c.field)} @> ${json(c.value)}::jsonb`
-      case "In":
-        return c.values.length === 0 ? sql`FALSE` : sql`${expr(c.field)} = ANY(${c.values.map(json)}::jsonb[])`
-      case "Like":
-        return sql`${text(c.field)} LIKE ${c.pattern}::text`
-    }
-  }
-
-  const orderBy = (ordering: ReadonlyArray<Ordering>): Statement.Fragment =>
-    sql.join(", ", false)([
-      ...ordering.map((o) => (o.direction === "ASC" ? sql`${expr(o.field)} ASC` : sql`${expr(o.field)} DESC`)),
-      sql`s.aggregate_id`
-    ])
+  const epochMs = (column: Statement.Fragment) => sql`(extract(epoch FROM ${column}) * 1000)::bigint`
+  const { compile, orderBy } = makeCompiler(sql, {
+    uuid: { json: sql`to_jsonb(s.aggregate_id::text)`, text: sql`s.aggregate_id::text` },
+    version: { json: sql`to_jsonb(s.version)`, text: sql`s.version::text` },
+    createdAt: { json: sql`to_jsonb(${epochMs(sql`s.created_at`)})`, text: sql`${epochMs(sql`s.created_at`)}::text` },
+    updatedAt: { json: sql`to_jsonb(${epochMs(sql`s.updated_at`)})`, text: sql`${epochMs(sql`s.updated_at`)}::text` }
+  }, sql`s.aggregate_id`)
 
   const put = Effect.fn("PgSnapshotStore.put")(function*(record: SnapshotRecord) {
     if (!isUuid(record.aggregateId)) return yield* Effect.fail(invalid("InvalidInput", `Aggregate id ${JSON.stringify(record.aggregateId)} is not a UUID`))

@@ -31,6 +31,7 @@ import { layer as eventStoreLayer } from "../eventstore/LmdbEventStore.ts"
 import { layer as transactionsLayer } from "../eventstore/LmdbTransactions.ts"
 import { layer as inboxLayer } from "../queue/LmdbInbox.ts"
 import { layer as outboxLayer } from "../queue/LmdbOutbox.ts"
+import { layer as documentStoreLayer } from "../readmodel/LmdbDocumentStore.ts"
 import { layer as snapshotStoreLayer } from "../snapshot/LmdbSnapshotStore.ts"
 import { LmdbEnv, type LmdbOptions, make } from "./internal/lmdb.ts"
 import type * as Storage from "./Storage.ts"
@@ -78,4 +79,4 @@ export const layerUnitOfWork: Layer.Layer<UnitOfWork, never, LmdbEnv> = Layer.ef
  * @since 0.1.0
  */
 export const layer = (options: LmdbOptions): Layer.Layer<Storage.Services | LmdbEnv, StorageError> =>
-  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer).pipe(Layer.provideMerge(layerEnv(options)))
+  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer, documentStoreLayer).pipe(Layer.provideMerge(layerEnv(options)))

@@ -13,6 +13,7 @@ import { MinosConfig, type PostgresSettings } from "../config/MinosConfig.ts"
 import * as PgEventStore from "../eventstore/PgEventStore.ts"
 import * as PgTransactions from "../eventstore/PgTransactions.ts"
 import * as PgInbox from "../queue/PgInbox.ts"
+import * as PgDocumentStore from "../readmodel/PgDocumentStore.ts"
 import * as PgOutbox from "../queue/PgOutbox.ts"
 import * as PgSnapshotStore from "../snapshot/PgSnapshotStore.ts"
 import { describe, kindOf } from "./internal/pgErrors.ts"
@@ -77,7 +78,8 @@ export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, 
     PgSnapshotStore.layer,
     PgTransactions.layer,
     PgOutbox.layer(schema),
-    PgInbox.layer
+    PgInbox.layer,
+    PgDocumentStore.layer
   ).pipe(Layer.provide(Layer.effectDiscard(migrate(schema))))
 
 /**

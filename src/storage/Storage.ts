@@ -7,6 +7,7 @@
 import type { EventStore } from "../eventstore/EventStore.ts"
 import type { Transactions } from "../eventstore/Transactions.ts"
 import type { Inbox } from "../queue/Inbox.ts"
+import type { DocumentStore } from "../readmodel/DocumentStore.ts"
 import type { Outbox } from "../queue/Outbox.ts"
 import type { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import type { UnitOfWork } from "./UnitOfWork.ts"
@@ -17,4 +18,4 @@ import type { UnitOfWork } from "./UnitOfWork.ts"
  * @category models
  * @since 0.1.0
  */
-export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox
+export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox | DocumentStore

@@ -18,6 +18,7 @@ import { suite as repositorySuite } from "../eventstore/RepositorySuite.ts"
 import { suite as transactionsSuite } from "../eventstore/TransactionsSuite.ts"
 import { suite as inboxSuite } from "../queue/InboxSuite.ts"
 import { suite as outboxSuite } from "../queue/OutboxSuite.ts"
+import { suite as documentSuite } from "../readmodel/DocumentStoreSuite.ts"
 import { suite as snapshotStoreSuite } from "../snapshot/SnapshotStoreSuite.ts"
 
 const folders: Array<string> = []
@@ -37,6 +38,7 @@ snapshotStoreSuite("lmdb", fresh("snapshots"))
 outboxSuite("lmdb", fresh("outbox"))
 inboxSuite("lmdb", fresh("inbox"))
 repositorySuite("lmdb", fresh("repository"))
+documentSuite("lmdb", fresh("documents"))
 
 // ---------------------------------------------------------------------------------------------
 // what the suites cannot see: the LMDB unit of work, persistence and corrupt data

@@ -1,3 +1,4 @@
+import { suite as documentSuite } from "../readmodel/DocumentStoreSuite.ts"
 import { suite as eventStoreSuite } from "../eventstore/EventStoreSuite.ts"
 import { suite as repositorySuite } from "../eventstore/RepositorySuite.ts"
 import { suite as transactionsSuite } from "../eventstore/TransactionsSuite.ts"
@@ -13,4 +14,5 @@ describePostgres("PostgreSQL storage", () => {
   outboxSuite("postgres", pgStorage("ob"))
   repositorySuite("postgres", pgStorage("rp"))
   inboxSuite("postgres", pgStorage("ib"))
+  documentSuite("postgres", pgStorage("dc"))
 })

@@ -39,12 +39,14 @@ const walk = (ast: SchemaAST.AST, segment: string): ReadonlyArray<SchemaAST.AST>
 /**
  * Checks a dotted path against the encoded side of the document Schema. Columns pass as they are.
  */
-export const checkPath = (document: SchemaAST.AST, path: string): PathCheck => {
-  if ((columns as ReadonlyArray<string>).includes(path)) return { ok: true, segments: [path] }
+export const checkPath = (document: SchemaAST.AST | undefined, path: string, fixed: ReadonlyArray<string> = columns): PathCheck => {
+  if (fixed.includes(path)) return { ok: true, segments: [path] }
   const segments = path.split(".")
   if (path.length === 0 || path.length > 512 || segments.some((s) => !segmentPattern.test(s))) {
     return { ok: false, message: `Invalid field path ${JSON.stringify(path)}: use dotted names of letters, digits, '_' or '-'` }
   }
+  // without a Schema only the syntax is checked (the path is still bound as a parameter, never spliced)
+  if (document === undefined) return { ok: true, segments }
   let nodes: ReadonlyArray<SchemaAST.AST> = [SchemaAST.toEncoded(document)]
   for (const [i, segment] of segments.entries()) {
     nodes = nodes.flatMap((n) => walk(n, segment))
@@ -57,9 +59,14 @@ export const checkPath = (document: SchemaAST.AST, path: string): PathCheck => {
 }
 
 /** Checks every path of a condition and orderings; the first problem wins. */
-export const checkQuery = (document: SchemaAST.AST, condition: Condition, ordering: ReadonlyArray<Ordering>): string | undefined => {
+export const checkQuery = (
+  document: SchemaAST.AST | undefined,
+  condition: Condition,
+  ordering: ReadonlyArray<Ordering>,
+  fixed: ReadonlyArray<string> = columns
+): string | undefined => {
   for (const path of [...fields(condition), ...ordering.map((o) => o.field)]) {
-    const r = checkPath(document, path)
+    const r = checkPath(document, path, fixed)
     if (!r.ok) return r.message
   }
   for (const o of ordering) if (o.direction !== "ASC" && o.direction !== "DESC") return `Invalid ordering direction ${JSON.stringify(o.direction)}`
@@ -192,7 +199,14 @@ export const valueAt = (record: SnapshotRecord, path: string): unknown => {
     case "updatedAt":
       return record.updatedAt
   }
-  let node: unknown = record.document
+  return pathIn(record.document, path)
+}
+
+const textOf = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : typeof v === "string" ? v : JSON.stringify(v))
+
+/** The value at a dotted path of a JSON document; `undefined` when absent. */
+export const pathIn = (document: unknown, path: string): unknown => {
+  let node: unknown = document
   for (const segment of path.split(".")) {
     if (typeof node !== "object" || node === null || Array.isArray(node)) return undefined
     node = (node as Record<string, unknown>)[segment]
@@ -200,10 +214,11 @@ export const valueAt = (record: SnapshotRecord, path: string): unknown => {
   return node
 }
 
-const textOf = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : typeof v === "string" ? v : JSON.stringify(v))
-
 /** SQL three-valued logic collapsed as WHERE does: unknown → not matched. */
-export const evaluate = (c: Condition, record: SnapshotRecord): boolean | undefined => {
+export const evaluate = (c: Condition, record: SnapshotRecord): boolean | undefined => evaluateIn(c, (path) => valueAt(record, path))
+
+/** `evaluate` over any record, given how to read a path from it. */
+export const evaluateIn = (c: Condition, lookup: (path: string) => unknown): boolean | undefined => {
   switch (c._tag) {
     case "True":
       return true
@@ -212,7 +227,7 @@ export const evaluate = (c: Condition, record: SnapshotRecord): boolean | undefi
     case "And": {
       let unknown = false
       for (const x of c.conditions) {
-        const r = evaluate(x, record)
+        const r = evaluateIn(x, lookup)
         if (r === false) return false
         if (r === undefined) unknown = true
       }
@@ -221,31 +236,31 @@ export const evaluate = (c: Condition, record: SnapshotRecord): boolean | undefi
     case "Or": {
       let unknown = false
       for (const x of c.conditions) {
-        const r = evaluate(x, record)
+        const r = evaluateIn(x, lookup)
         if (r === true) return true
         if (r === undefined) unknown = true
       }
       return unknown ? undefined : false
     }
     case "Not": {
-      const r = evaluate(c.condition, record)
+      const r = evaluateIn(c.condition, lookup)
       return r === undefined ? undefined : !r
     }
     case "In": {
       if (c.values.length === 0) return false
-      const v = valueAt(record, c.field)
+      const v = lookup(c.field)
       return v === undefined ? undefined : c.values.some((x) => compareJson(v, x) === 0 && rank(v) === rank(x))
     }
     case "Like": {
-      const t = textOf(valueAt(record, c.field))
+      const t = textOf(lookup(c.field))
       return t === undefined ? undefined : likeToRegExp(c.pattern).test(t)
     }
     case "Contains": {
-      const v = valueAt(record, c.field)
+      const v = lookup(c.field)
       return v === undefined ? undefined : containsJson(v, c.value)
     }
     default: {
-      const v = valueAt(record, c.field)
+      const v = lookup(c.field)
       if (v === undefined || c.value === null && c._tag !== "Equal" && c._tag !== "NotEqual") return v === undefined ? undefined : compareWith(c._tag, v, c.value)
       return compareWith(c._tag, v, c.value)
     }
@@ -271,10 +286,14 @@ const compareWith = (tag: string, v: unknown, value: unknown): boolean => {
 }
 
 /** Sorts as `ORDER BY … NULLS LAST` (ASC) / `NULLS FIRST` (DESC), PostgreSQL's defaults. */
-export const compareRecords = (ordering: ReadonlyArray<Ordering>) => (a: SnapshotRecord, b: SnapshotRecord): number => {
+export const compareRecords = (ordering: ReadonlyArray<Ordering>) => (a: SnapshotRecord, b: SnapshotRecord): number =>
+  compareIn(ordering, (p) => valueAt(a, p), (p) => valueAt(b, p))
+
+/** `compareRecords` over any records, given how to read a path from each. */
+export const compareIn = (ordering: ReadonlyArray<Ordering>, a: (path: string) => unknown, b: (path: string) => unknown): number => {
   for (const o of ordering) {
-    const x = valueAt(a, o.field)
-    const y = valueAt(b, o.field)
+    const x = a(o.field)
+    const y = b(o.field)
     let c: number
     if (x === undefined && y === undefined) c = 0
     else if (x === undefined) c = 1

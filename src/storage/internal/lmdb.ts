@@ -24,6 +24,7 @@
  * | `inboxage` | `[handledAt, group, topic, identifier]` | index for `Inbox.prune` |
  * | `deadletters` | id | {@link DeadLetterValue} |
  * | `meta` | `"position"` / `"outbox"` / `"deadletter"` | counters |
+ * | `documents` | `[collection, id]` | {@link DocumentValue} (read models) |
  */
 import * as fs from "node:fs"
 import { Context, Effect, type Scope } from "effect"
@@ -59,6 +60,11 @@ export interface SnapshotValue {
   readonly d: unknown
   readonly x: boolean
   readonly c: number
+  readonly u: number
+}
+
+export interface DocumentValue {
+  readonly d: unknown
   readonly u: number
 }
 
@@ -114,6 +120,7 @@ export interface Dbs {
   readonly inboxage: Database<true, [number, string, string, string]>
   readonly deadletters: Database<DeadLetterValue, number>
   readonly meta: Database<number, string>
+  readonly documents: Database<DocumentValue, [string, string]>
 }
 
 export type Counter = "position" | "outbox" | "deadletter"
@@ -209,6 +216,8 @@ export interface Unit {
   readonly claims: Set<string>
   /** Dead letters the unit removes. */
   readonly removedDeadLetters: Set<number>
+  /** Read-model documents the unit writes (`collection\0id`; null: removed). */
+  readonly documents: Map<string, DocumentValue | null>
 }
 
 export const layerKey = (aggregateId: string, txKey: string): string => `${aggregateId}\u0000${txKey}`
@@ -223,7 +232,8 @@ const newUnit = (): Unit => ({
   snapshots: new Map(),
   transactions: new Map(),
   claims: new Set(),
-  removedDeadLetters: new Set()
+  removedDeadLetters: new Set(),
+  documents: new Map()
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +370,7 @@ export const make = (options: LmdbOptions): Effect.Effect<LmdbEnvShape, StorageE
         inbox: root.openDB<number, [string, string, string]>({ name: "inbox" }),
         inboxage: root.openDB<true, [number, string, string, string]>({ name: "inboxage" }),
         deadletters: root.openDB<DeadLetterValue, number>({ name: "deadletters" }),
+        documents: root.openDB<DocumentValue, [string, string]>({ name: "documents" }),
         meta: root.openDB<number, string>({ name: "meta" })
       }),
       catch: (cause) => storageError(`open LMDB databases at ${options.path}`, cause)

@@ -123,6 +123,19 @@ export const migrations: ReadonlyArray<Migration> = [
       )`,
       `CREATE INDEX IF NOT EXISTS minos_dead_letters_topic ON minos_dead_letters (topic, id)`
     ]
+  },
+  {
+    id: 3,
+    name: "read-model documents",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS minos_documents (
+        collection text NOT NULL,
+        id text NOT NULL,
+        document jsonb NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (collection, id)
+      )`
+    ]
   }
 ]
 
