@@ -51,7 +51,8 @@ export const make = Effect.fn("LmdbSagaStore.make")(function*(options: { readonl
   const root: RootDatabase = yield* Effect.acquireRelease(
     Effect.try({
       try: () => {
-        fs.mkdirSync(path.resolve(options.path), { recursive: true })
+        // the path names the database file (minos: `./exam.lmdb`); its folder must exist
+        fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true })
         return open({ path: options.path, maxDbs: 8, ...(options.noSync === true ? { noSync: true } : {}) })
       },
       catch: (cause) => fail("Unavailable", `Cannot open the saga store at ${options.path}: ${String((cause as Error)?.message ?? cause)}`, cause)
