@@ -218,7 +218,8 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
   const services = (definition.services ?? Layer.empty) as Layer.Layer<S, E, Infrastructure>
   const sagas = Layer.unwrap(Effect.map(MinosConfig, (config) =>
     Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
-      Layer.provide(layerSagaStore)
+      // fresh: two services built together (tests, one process) must not share one store
+      Layer.provide(Layer.fresh(layerSagaStore))
     )
   )) as Layer.Layer<SagaManager.SagaManager, unknown, S | Infrastructure>
   const routes = Layer.unwrap(Effect.map(MinosConfig, (config) =>
@@ -241,12 +242,12 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
         serviceName: config.service.name
       }).pipe(
         mapErrorToStartup("HTTP", (e) => `Cannot listen on ${config.rest.host}:${config.rest.port} (${String((e as { message?: string }).message ?? e)}); is the port in use? Set rest.port or MINOS_REST_PORT`),
-        Layer.provide(layerHealth)
+        Layer.provide(Layer.fresh(layerHealth))
       )
       const parts: Array<Layer.Layer<never, unknown, any>> = [
         when(config.components.consumer, Consumer.layer()),
-        when(config.components.relay, OutboxRelay.layer),
-        when(config.components.periodic, Scheduler.layer),
+        when(config.components.relay, Layer.fresh(OutboxRelay.layer)),
+        when(config.components.periodic, Layer.fresh(Scheduler.layer)),
         when(config.rest.enabled, http as Layer.Layer<any, unknown, any>)
       ]
       if (definition.background !== undefined) parts.push(definition.background)

@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, Latch, Layer, Option, Schema, Semaphore } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Latch, Layer, Option, Schema, Semaphore } from "effect"
 import { Broker } from "../broker/Broker.ts"
 import { stableUuid } from "../broker/internal/ids.ts"
 import * as Message from "../broker/Message.ts"
@@ -145,6 +145,11 @@ export interface ManagerOptions {
   readonly maxAttempts?: number
   /** How often due timeouts are looked for (default 1 s). */
   readonly tickInterval?: Duration.Input
+  /**
+   * An execution left `created`/`running` without a change for this long was interrupted (its process
+   * died mid-step): it is taken over — started, or failed and compensated (default 30 s).
+   */
+  readonly runningLease?: Duration.Input
 }
 
 /**
@@ -230,6 +235,8 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
   const replies = yield* Replies
   const transactions = yield* Transactions
   const context = yield* Effect.context<never>()
+  // executions run as fibers of the manager's scope: they stop with the service, never outlive it
+  const scope = yield* Effect.scope
   const service = options.service
   const replyTo = replyTopic(service)
   const stepTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.stepTimeout ?? "60 seconds"))
@@ -593,8 +600,8 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
     yield* transactions.begin({ id }).pipe(Effect.mapError((e) => new SagaError({ reason: "Unavailable", execution: id, message: e.message, cause: e })))
     const created = yield* store.create(record(s)).pipe(Effect.mapError(storeFailure))
     yield* lockOf(id).withPermits(1)(drive(s, created.revision)).pipe(
-      Effect.catchCause((cause) => Effect.logError(`saga ${id} stopped on an error; it resumes on its timeout`, cause)),
-      Effect.forkDetach
+      Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError(`saga ${id} stopped on an error; it resumes on its timeout`, cause)),
+      Effect.forkIn(scope)
     )
     return id
   })
@@ -639,11 +646,32 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
 
   // timeouts, and pauses whose command may not have gone out before a crash
   const tick = Duration.fromInputUnsafe(options.tickInterval ?? "1 second")
+  const lease = Duration.toMillis(Duration.fromInputUnsafe(options.runningLease ?? "30 seconds"))
+  /** Takes over an execution whose process stopped in the middle of a step. */
+  const recover = (id: string) =>
+    lockOf(id).withPermits(1)(Effect.gen(function*() {
+      const { revision, state: s } = yield* load(id)
+      if ((s.status !== "running" && s.status !== "created") || s.updatedAt > (yield* now) - lease) return
+      const current = s.history[s.history.length - 1]
+      if (s.phase === "executing" && current !== undefined && current.status === "running") {
+        current.status = "errored"
+        current.error = "interrupted: the service stopped during this step"
+        current.finishedAt = yield* now
+        yield* fail(s, `step ${current.name} was interrupted`)
+      }
+      yield* Effect.logWarning(`saga ${id}: taking over an execution interrupted in phase ${s.phase}`)
+      yield* drive(s, revision)
+    }))
   const sweep = Effect.gen(function*() {
-    const due = yield* store.due(yield* now).pipe(Effect.mapError(storeFailure))
+    const t = yield* now
+    const due = yield* store.due(t).pipe(Effect.mapError(storeFailure))
     for (const r of due) {
       const s = r.data as State
       if (s.paused !== null) yield* resume(s.id, s.paused.requestId, "timeout").pipe(Effect.catchCause((c) => Effect.logWarning(`saga ${s.id}: timeout handling failed`, c)))
+    }
+    for (const status of ["created", "running"] as const) {
+      const stale = (yield* store.list({ status }).pipe(Effect.mapError(storeFailure))).filter((r) => r.updatedAt <= t - lease)
+      for (const r of stale) yield* recover(r.id).pipe(Effect.catchCause((c) => Effect.logWarning(`saga ${r.id}: take-over failed`, c)))
     }
   })
   yield* Effect.gen(function*() {

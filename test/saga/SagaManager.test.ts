@@ -4,7 +4,6 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
-import { TestClock } from "effect/testing"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -180,4 +179,95 @@ layer(Layer.mergeAll(deskService, hub([TakeDesk])).pipe(Layer.provideMerge(withL
       assert.isTrue(finished.length >= 2)
       assert.isTrue(finished.every((x) => x.status === "finished"))
     }))
+})
+
+const conditional = build(
+  Saga.make("Conditional", { version: 1, context: Ctx })
+    .conditional("Size", [
+      { when: (c) => c.seats > 5, saga: Saga.make("Big", { version: 1, context: Ctx }).local("Big", (c) => Effect.succeed({ ...c, owner: `${c.owner}:big` })) }
+    ], Saga.make("Small", { version: 1, context: Ctx }).local("Small", (c) => Effect.succeed({ ...c, owner: `${c.owner}:small` })))
+    .local("After", (c) => Effect.succeed({ ...c, owner: `${c.owner}:after` }))
+)
+
+const tolerant = build(
+  Saga.make("Tolerant", { version: 1, context: Ctx })
+    .remote("TakeDesk", (c) => ({ topic: "TakeDesk", content: { owner: c.owner, seats: c.seats } }))
+    .onError((c) => Effect.succeed({ ...c, owner: `${c.owner}:no-desk` }))
+    .local("Note", (c) => Effect.succeed({ ...c, noteUuid: "none" }))
+)
+
+const slow = (version: number) => build(
+  Saga.make("Slow", { version, context: Ctx, timeout: "10 minutes" })
+    .remote("Nowhere", (c) => ({ topic: "NobodyHandlesThis", content: { owner: c.owner } }))
+    .withTimeout("5 seconds")
+)
+
+layer(Layer.mergeAll(deskService, hub([conditional, tolerant])).pipe(Layer.provideMerge(withLog), Layer.provideMerge(MemoryBroker.layer())), { timeout: "60 seconds", excludeTestServices: true })("SagaManager steps", (it) => {
+  it.effect("conditional steps run the first branch that holds, else the otherwise branch", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const big = yield* manager.run(conditional, { owner: "x", seats: 9 }, { timeout: "10 seconds" })
+      assert.strictEqual((big.context as Ctx).owner, "x:big:after")
+      assert.deepStrictEqual(big.steps.map((s) => s.name), ["Big", "After"])
+      const small = yield* manager.run(conditional, { owner: "y", seats: 1 }, { timeout: "10 seconds" })
+      assert.strictEqual((small.context as Ctx).owner, "y:small:after")
+    }))
+
+  it.effect("onError turns a 400 reply into a way forward", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const done = yield* manager.run(tolerant, { owner: "zed", seats: 99 }, { timeout: "10 seconds" })
+      assert.strictEqual(done.status, "finished")
+      assert.strictEqual((done.context as Ctx).owner, "zed:no-desk")
+    }))
+
+  it.effect("an unknown definition or a bad context is refused up front", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      assert.strictEqual((yield* Effect.flip(manager.start(TakeDesk, { owner: "a", seats: 1 }))).reason, "UnknownDefinition")
+      assert.strictEqual((yield* Effect.flip(manager.start(conditional, { owner: "a", seats: 1.5 } as Ctx))).reason, "InvalidContext")
+      assert.strictEqual((yield* Effect.flip(manager.get(crypto.randomUUID()))).reason, "NotFound")
+    }))
+})
+
+const timeouts = Layer.mergeAll(deskService, hub([slow(1)])).pipe(Layer.provideMerge(withLog), Layer.provideMerge(MemoryBroker.layer()))
+
+layer(timeouts, { timeout: "60 seconds", excludeTestServices: true })("SagaManager timeouts", (it) => {
+  it.effect("a remote step without a reply in time fails the saga", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const id = yield* manager.start(slow(1), { owner: "t", seats: 1 })
+      const waiter = yield* Effect.forkChild(manager.await(id, "30 seconds"))
+      yield* Effect.sleep("1 second")
+      assert.strictEqual((yield* manager.get(id)).status, "paused")
+      const done = yield* Fiber.join(waiter)
+      assert.strictEqual(done.status, "errored")
+      assert.include(done.error!, "no reply to NobodyHandlesThis in time")
+    }))
+})
+
+const quick = (version: number) => build(
+  Saga.make("Quick", { version, context: Ctx })
+    .remote("Nowhere", (c) => ({ topic: "NobodyHandlesThisEither", content: { owner: c.owner } }))
+    .withTimeout("1 second")
+)
+
+describe("SagaManager versions", () => {
+  it.live("an execution of a version that is no longer registered fails explicitly; registered versions keep running", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const infra = yield* Layer.build(hubInfra("versions").pipe(Layer.provideMerge(MemoryBroker.layer()), Layer.provideMerge(withLog)))
+      const provided = Layer.succeedContext(infra)
+      // version 1 starts an execution, then the service stops
+      const id = yield* Effect.scoped(Effect.gen(function*() {
+        const v1 = yield* Layer.build(Microservice.layerWith({ handlers: [], sagas: [quick(1)] }).pipe(Layer.provide(provided)))
+        const started = yield* Effect.flatMap(SagaManager, (m) => m.start(quick(1), { owner: "v", seats: 1 })).pipe(Effect.provideContext(v1))
+        yield* Effect.sleep("200 millis")
+        return started
+      }))
+      // the new code only knows version 2
+      const v2 = yield* Layer.build(Microservice.layerWith({ handlers: [], sagas: [quick(2)] }).pipe(Layer.provide(provided)))
+      const done = yield* Effect.flatMap(SagaManager, (m) => m.await(id, "15 seconds")).pipe(Effect.provideContext(v2))
+      assert.strictEqual(done.status, "errored")
+      assert.include(done.error!, "not registered")
+    })), 30_000)
 })

@@ -5,7 +5,10 @@
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { mkdtempSync } from "node:fs"
 import { connect } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import type { PostgresSettings } from "../../src/config/MinosConfig.ts"
 import * as Postgres from "../../src/storage/Postgres.ts"
 
@@ -96,7 +99,7 @@ export const settings = (overrides: {
   storage: overrides.storage ?? { backend: "lmdb", path: "", mapSize: 256 * 1024 * 1024 },
   broker: overrides.broker ?? { backend: "memory" },
   queue: { batchSize: 500, retry: overrides.retry ?? 2, retryBackoffMs: 20, pollIntervalMs: 200 },
-  saga: { storage: { backend: "lmdb", path: "" } },
+  saga: { storage: { backend: "lmdb", path: join(mkdtempSync(join(tmpdir(), "saga-")), "sagas.lmdb") } },
   discovery: { enabled: false, client: "minos", host: "localhost", port: 5567 },
   startup: { retries: 3, retryDelayMs: 200 },
   components: { consumer: true, handlers: true, replies: true, events: true, rest: overrides.rest ?? false, snapshots: true, relay: true, periodic: true, system: true, sagas: true },
