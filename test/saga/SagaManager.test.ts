@@ -253,9 +253,9 @@ const quick = (version: number) => build(
 )
 
 describe("SagaManager versions", () => {
-  it.live("an execution of a version that is no longer registered fails explicitly; registered versions keep running", () =>
+  it.live("an execution of a version that is no longer registered fails explicitly instead of running new code", () =>
     Effect.scoped(Effect.gen(function*() {
-      const infra = yield* Layer.build(hubInfra("versions").pipe(Layer.provideMerge(MemoryBroker.layer()), Layer.provideMerge(withLog)))
+      const infra = yield* Layer.build(Layer.fresh(RequestClient.layer).pipe(Layer.provideMerge(hubInfra("versions")), Layer.provideMerge(MemoryBroker.layer()), Layer.provideMerge(withLog)))
       const provided = Layer.succeedContext(infra)
       // version 1 starts an execution, then the service stops
       const id = yield* Effect.scoped(Effect.gen(function*() {
