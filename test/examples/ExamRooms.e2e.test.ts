@@ -152,6 +152,42 @@ describePostgres("examples on PostgreSQL", () => {
         assert.strictEqual((yield* http("GET", `${exam.url}/exams/${other}`)).status, 410)
       })), 240_000)
 
+    it.live("saga crash-resume: exam killed while waiting for BookRoom, rooms killed mid-flight; the saga finishes once, one booking", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const env = services(yield* freePort, yield* freePort)
+        const examEnv = { ...env.common, ...env.exam, MINOS_STORAGE_POSTGRES_SCHEMA: `e2e_crash_exam_${run}` }
+        const roomsEnv = { ...env.common, ...env.rooms, MINOS_STORAGE_POSTGRES_SCHEMA: `e2e_crash_rooms_${run}` }
+        // rooms is up only to create a room, then down: BookRoom waits on Kafka
+        const rooms1 = yield* start(["examples/rooms/config.yml", "--services"], roomsEnv)
+        const room = (yield* http("POST", `${rooms1.url}/rooms`, { name: `crash-${run}`, capacity: 40 })).body.uuid as string
+        yield* rooms1.stop("SIGKILL")
+        const exam1 = yield* start(["config.yml", "--services"], examEnv)
+        const uuid = (yield* http("POST", `${exam1.url}/exams`, { title: "Crash", subject: `crash-${run}`, durationMinutes: 30 })).body.uuid as string
+        const sagaUuid = (yield* http("POST", `${exam1.url}/exams/${uuid}/schedule`, { seats: 12 })).body.sagaUuid as string
+        yield* waitUntil("the saga paused on BookRoom", http("GET", `${exam1.url}/sagas/${sagaUuid}`), (r) => r.body?.status === "paused")
+        // exam dies after sending BookRoom and before its reply
+        yield* exam1.stop("SIGKILL")
+        const rooms2 = yield* start(["examples/rooms/config.yml", "--services"], roomsEnv)
+        yield* waitUntil("the booking", http("GET", `${rooms2.url}/rooms/${room}`), (r) => r.body?.bookings?.length >= 0 && r.status === 200)
+        const exam2 = yield* start(["config.yml", "--services"], examEnv)
+        const done = yield* waitUntil("the saga to end", http("GET", `${exam2.url}/sagas/${sagaUuid}`), (r) => ["finished", "errored"].includes(r.body?.status), 90_000)
+        assert.strictEqual(done.body.status, "finished", JSON.stringify(done.body))
+        assert.strictEqual((yield* http("GET", `${exam2.url}/exams/${uuid}`)).body.status, "scheduled")
+        const booked = yield* http("GET", `${rooms2.url}/rooms/${room}`)
+        assert.deepStrictEqual(booked.body.bookings, [{ examUuid: uuid, seats: 12 }])
+
+        // rooms killed right after the command went out: redelivered after restart, handled once
+        const second = (yield* http("POST", `${exam2.url}/exams`, { title: "Crash 2", subject: `crash-${run}`, durationMinutes: 30 })).body.uuid as string
+        const saga2 = (yield* http("POST", `${exam2.url}/exams/${second}/schedule`, { seats: 5 })).body.sagaUuid as string
+        yield* rooms2.stop("SIGKILL")
+        const rooms3 = yield* start(["examples/rooms/config.yml", "--services"], roomsEnv)
+        const done2 = yield* waitUntil("the second saga to end", http("GET", `${exam2.url}/sagas/${saga2}`), (r) => ["finished", "errored"].includes(r.body?.status), 90_000)
+        assert.strictEqual(done2.body.status, "finished", JSON.stringify(done2.body))
+        const after = yield* http("GET", `${rooms3.url}/rooms/${room}`)
+        assert.strictEqual(after.body.bookings.filter((b: { examUuid: string }) => b.examUuid === second).length, 1)
+        assert.strictEqual(after.body.free, 40 - 12 - 5)
+      })), 240_000)
+
     it.live("SIGTERM during a burst of POSTs: every acknowledged exam is there after the restart", () =>
       Effect.scoped(Effect.gen(function*() {
         const env = services(yield* freePort, yield* freePort)
