@@ -1,0 +1,56 @@
+/**
+ * effect-minos: event-sourced, CQRS microservices on Effect. Every module is also importable on its
+ * own path (`effect-minos/eventstore/Repository`, …); this index re-exports them as namespaces.
+ *
+ * @since 0.1.0
+ */
+export * as Aggregate from "./domain/Aggregate.ts"
+export * as DomainError from "./domain/DomainError.ts"
+export * as Entity from "./domain/Entity.ts"
+
+export * as MinosConfig from "./config/MinosConfig.ts"
+
+export * as EventStore from "./eventstore/EventStore.ts"
+export * as Repository from "./eventstore/Repository.ts"
+export * as Transactions from "./eventstore/Transactions.ts"
+
+export * as Condition from "./snapshot/Condition.ts"
+export * as SnapshotStore from "./snapshot/SnapshotStore.ts"
+
+export * as DocumentStore from "./readmodel/DocumentStore.ts"
+
+export * as Broker from "./broker/Broker.ts"
+export * as KafkaBroker from "./broker/KafkaBroker.ts"
+export * as MemoryBroker from "./broker/MemoryBroker.ts"
+export * as Message from "./broker/Message.ts"
+export * as Naming from "./broker/Naming.ts"
+export * as Replies from "./broker/Replies.ts"
+export * as RequestClient from "./broker/RequestClient.ts"
+
+export * as Consumer from "./queue/Consumer.ts"
+export * as DeadLetters from "./queue/DeadLetters.ts"
+export * as Inbox from "./queue/Inbox.ts"
+export * as Outbox from "./queue/Outbox.ts"
+export * as OutboxRelay from "./queue/OutboxRelay.ts"
+
+export * as Request from "./router/Request.ts"
+export * as Router from "./router/Router.ts"
+export * as Scheduler from "./router/Scheduler.ts"
+
+export * as Health from "./http/Health.ts"
+export * as HttpServer from "./http/HttpServer.ts"
+
+export * as Saga from "./saga/Saga.ts"
+export * as SagaManager from "./saga/SagaManager.ts"
+export * as SagaStore from "./saga/SagaStore.ts"
+export * as Transactional from "./saga/Transactional.ts"
+
+export * as Lmdb from "./storage/Lmdb.ts"
+export * as Postgres from "./storage/Postgres.ts"
+export * as Storage from "./storage/Storage.ts"
+export * as UnitOfWork from "./storage/UnitOfWork.ts"
+
+export * as Cli from "./runtime/Cli.ts"
+export * as Microservice from "./runtime/Microservice.ts"
+
+export * as AggregateSpec from "./testing/AggregateSpec.ts"
