@@ -3,6 +3,22 @@
  * instances: every instance sees every execution, and the revision check in `put` keeps two of them
  * (or a reply and a timeout) from both moving one execution.
  *
+ * ```sql
+ * minos_saga_executions (id uuid PRIMARY KEY, saga text, version int, status text,
+ *   deadline timestamptz NULL, data jsonb, created_at timestamptz, updated_at timestamptz, revision int)
+ * -- indexes: (status, created_at, id) for list; (deadline, id) WHERE status = 'paused' for due
+ * ```
+ *
+ * **Details**
+ *
+ * - `make` creates the table and its indexes when missing, in one transaction under an advisory lock
+ *   with a stable key, so instances starting together do not race. It also creates the schema the
+ *   connection's `search_path` names when that does not exist yet (`Postgres.layer` only sets it).
+ *   The storage migrations (`minos_migrations`) do not include this table: the saga store may live
+ *   in another database than the rest of the storage.
+ * - `put` replaces everything but `createdAt`, which stays as created (it orders `list`).
+ * - Times are kept to the microsecond; epoch milliseconds with a fraction come back rounded to it.
+ *
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
@@ -10,17 +26,17 @@ import { SqlClient, type SqlError } from "effect/sql"
 import { isUuid } from "../eventstore/EventStore.ts"
 import { isJson } from "../eventstore/internal/validate.ts"
 import { describe, kindOf } from "../storage/internal/pgErrors.ts"
-import { type ExecutionRecord, type ExecutionStatus, SagaStore, SagaStoreError, type SagaStoreShape } from "./SagaStore.ts"
+import { type ExecutionRecord, ExecutionStatus, SagaStore, SagaStoreError, type SagaStoreShape } from "./SagaStore.ts"
 
 interface Row {
   readonly id: string
   readonly saga: string
   readonly version: number
   readonly status: ExecutionStatus
-  readonly deadline_ms: bigint | number | null
+  readonly deadline_ms: number | string | null
   readonly data: unknown
-  readonly created_ms: bigint | number
-  readonly updated_ms: bigint | number
+  readonly created_ms: number | string
+  readonly updated_ms: number | string
   readonly revision: number
 }
 
@@ -36,20 +52,49 @@ const toRecord = (r: Row): ExecutionRecord => ({
   revision: r.revision
 })
 
-const sqlFailure = (what: string) => (e: SqlError.SqlError) =>
-  new SagaStoreError({ reason: kindOf(e) === "Conflict" ? "Conflict" : kindOf(e) === "Unavailable" ? "Unavailable" : "Unknown", message: describe(what, e), cause: e })
+const STATUSES: ReadonlyArray<ExecutionStatus> = ExecutionStatus.literals
+const isStatus = (u: unknown): u is ExecutionStatus => typeof u === "string" && (STATUSES as ReadonlyArray<string>).includes(u)
+/** Epoch ms from 1970 to the last date JavaScript (and PostgreSQL) can hold. */
+const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u) && u >= 0 && u <= 8.64e15
 
-const invalid = (r: Omit<ExecutionRecord, "revision">): string | undefined => {
-  if (!isUuid(r.id)) return `Execution id ${JSON.stringify(r.id)} is not a UUID`
+const error = (reason: SagaStoreError["reason"], message: string, cause?: unknown) =>
+  new SagaStoreError({ reason, message, ...(cause === undefined ? {} : { cause }) })
+
+const sqlFailure = (what: string) => (e: SqlError.SqlError) =>
+  error(kindOf(e) === "Unavailable" ? "Unavailable" : "Unknown", describe(`Saga store ${what}`, e), e)
+
+/** What is wrong with a record to write, if anything (the same rules as the LMDB store). */
+const checkRecord = (r: Omit<ExecutionRecord, "revision">): string | undefined => {
+  if (typeof r !== "object" || r === null) return "The execution is not a record"
+  if (typeof r.id !== "string" || !isUuid(r.id)) return `Execution id ${JSON.stringify(r.id)} is not a UUID`
   if (typeof r.saga !== "string" || r.saga.length === 0) return "The saga name is empty"
-  if (!Number.isInteger(r.version) || r.version < 1) return `Invalid version ${r.version}`
-  if (r.deadline !== null && !Number.isFinite(r.deadline)) return "Invalid deadline"
+  if (!Number.isInteger(r.version) || r.version < 1) return `The saga version must be a positive integer, got ${r.version}`
+  if (!isStatus(r.status)) return `Unknown execution status ${JSON.stringify(r.status)}`
+  if (r.deadline !== null && !isTime(r.deadline)) return `The deadline must be null or epoch milliseconds, got ${r.deadline}`
+  if (!isTime(r.createdAt) || !isTime(r.updatedAt)) return "createdAt and updatedAt must be epoch milliseconds"
   if (!isJson(r.data)) return "The execution data is not JSON"
   return undefined
 }
 
+const checkLimit = (limit: number): string | undefined =>
+  Number.isInteger(limit) && limit >= 0 ? undefined : `The limit must be a non-negative integer, got ${limit}`
+
+const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/
+
+/** The first schema of a `search_path` setting that names one (not `$user`), unquoted. */
+const firstSchema = (searchPath: string): string | undefined => {
+  for (const raw of searchPath.split(",")) {
+    const entry = raw.trim()
+    const name = entry.startsWith("\"") && entry.endsWith("\"") && entry.length >= 2 ? entry.slice(1, -1).replace(/""/g, "\"") : entry
+    if (name === "$user" || name.length === 0) continue
+    return schemaPattern.test(name) ? name : undefined
+  }
+  return undefined
+}
+
 /**
- * Creates the table when missing (idempotent, safe with several instances starting at once).
+ * Creates the schema, table and indexes when missing (idempotent, safe with several instances
+ * starting at once), then serves the port over the pool.
  *
  * @category constructors
  * @since 0.1.0
@@ -58,71 +103,97 @@ export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.withTransaction(Effect.gen(function*() {
     yield* sql`SELECT pg_advisory_xact_lock(hashtext('effect-minos:saga-store'))`
+    const [where] = yield* sql<{ schema: string | null; path: string }>`SELECT current_schema() AS schema, current_setting('search_path') AS path`
+    if (where !== undefined && where.schema === null) {
+      const missing = firstSchema(where.path)
+      if (missing !== undefined) yield* sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${missing}"`)
+    }
     yield* sql`CREATE TABLE IF NOT EXISTS minos_saga_executions (
       id uuid PRIMARY KEY,
       saga text NOT NULL,
-      version integer NOT NULL,
+      version integer NOT NULL CHECK (version > 0),
       status text NOT NULL CHECK (status IN ('created', 'running', 'paused', 'finished', 'errored')),
       deadline timestamptz NULL,
       data jsonb NOT NULL,
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
-      revision integer NOT NULL
+      revision integer NOT NULL CHECK (revision > 0)
     )`
-    yield* sql`CREATE INDEX IF NOT EXISTS minos_saga_executions_status ON minos_saga_executions (status, created_at)`
-    yield* sql`CREATE INDEX IF NOT EXISTS minos_saga_executions_due ON minos_saga_executions (deadline) WHERE status = 'paused'`
+    yield* sql`CREATE INDEX IF NOT EXISTS minos_saga_executions_status ON minos_saga_executions (status, created_at, id)`
+    yield* sql`CREATE INDEX IF NOT EXISTS minos_saga_executions_due ON minos_saga_executions (deadline, id) WHERE status = 'paused'`
   }))
-  const cols = sql.literal(`id, saga, version, status, data, revision,
-    (extract(epoch FROM deadline) * 1000)::bigint AS deadline_ms,
-    (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms`)
+
+  const columns = sql.literal(`id, saga, version, status, data, revision,
+    (extract(epoch FROM deadline) * 1000)::float8 AS deadline_ms,
+    (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+    (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
   const ts = (ms: number | null) => sql`to_timestamp(${ms}::float8 / 1000)`
+  const invalid = (message: string) => Effect.fail(error("InvalidInput", message))
 
   const create = Effect.fn("PgSagaStore.create")(function*(r: Omit<ExecutionRecord, "revision">) {
-    const problem = invalid(r)
-    if (problem !== undefined) return yield* Effect.fail(new SagaStoreError({ reason: "InvalidInput", message: problem }))
+    const problem = checkRecord(r)
+    if (problem !== undefined) return yield* invalid(problem)
     const rows = yield* sql<Row>`INSERT INTO minos_saga_executions (id, saga, version, status, deadline, data, created_at, updated_at, revision)
-      VALUES (${r.id}::uuid, ${r.saga}::text, ${r.version}::int, ${r.status}::text, ${ts(r.deadline)}, ${JSON.stringify(r.data)}::jsonb, ${ts(r.createdAt)}, ${ts(r.updatedAt)}, 1)
-      ON CONFLICT (id) DO NOTHING RETURNING ${cols}`.pipe(Effect.mapError(sqlFailure("create")))
-    if (rows[0] === undefined) return yield* Effect.fail(new SagaStoreError({ reason: "Conflict", message: `Execution ${r.id} exists` }))
+      VALUES (${r.id}::uuid, ${r.saga}::text, ${r.version}::int, ${r.status}::text, ${ts(r.deadline)}, ${JSON.stringify(r.data)}::jsonb,
+              ${ts(r.createdAt)}, ${ts(r.updatedAt)}, 1)
+      ON CONFLICT (id) DO NOTHING RETURNING ${columns}`.pipe(Effect.mapError(sqlFailure("create")))
+    if (rows[0] === undefined) return yield* Effect.fail(error("Conflict", `Execution ${r.id.toLowerCase()} exists`))
     return toRecord(rows[0])
   })
 
   const put = Effect.fn("PgSagaStore.put")(function*(r: Omit<ExecutionRecord, "revision">, expectedRevision: number) {
-    const problem = invalid(r)
-    if (problem !== undefined) return yield* Effect.fail(new SagaStoreError({ reason: "InvalidInput", message: problem }))
-    const rows = yield* sql<Row>`UPDATE minos_saga_executions SET status = ${r.status}::text, deadline = ${ts(r.deadline)},
-        data = ${JSON.stringify(r.data)}::jsonb, updated_at = ${ts(r.updatedAt)}, revision = revision + 1
-      WHERE id = ${r.id}::uuid AND revision = ${expectedRevision}::int RETURNING ${cols}`.pipe(Effect.mapError(sqlFailure("put")))
+    const problem = checkRecord(r) ??
+      (Number.isInteger(expectedRevision) && expectedRevision >= 1 ? undefined : `The expected revision must be a positive integer, got ${expectedRevision}`)
+    if (problem !== undefined) return yield* invalid(problem)
+    const rows = yield* sql<Row>`UPDATE minos_saga_executions
+      SET saga = ${r.saga}::text, version = ${r.version}::int, status = ${r.status}::text, deadline = ${ts(r.deadline)},
+          data = ${JSON.stringify(r.data)}::jsonb, updated_at = ${ts(r.updatedAt)}, revision = revision + 1
+      WHERE id = ${r.id}::uuid AND revision = ${expectedRevision}::int
+      RETURNING ${columns}`.pipe(Effect.mapError(sqlFailure("put")))
     if (rows[0] !== undefined) return toRecord(rows[0])
-    const exists = yield* sql`SELECT 1 FROM minos_saga_executions WHERE id = ${r.id}::uuid`.pipe(Effect.mapError(sqlFailure("put")))
-    return yield* Effect.fail(exists.length === 0
-      ? new SagaStoreError({ reason: "NotFound", message: `No execution ${r.id}` })
-      : new SagaStoreError({ reason: "Conflict", message: `Execution ${r.id} moved past revision ${expectedRevision}` }))
+    const current = yield* sql<{ revision: number }>`SELECT revision FROM minos_saga_executions WHERE id = ${r.id}::uuid`.pipe(
+      Effect.mapError(sqlFailure("put"))
+    )
+    const id = r.id.toLowerCase()
+    return yield* Effect.fail(current[0] === undefined
+      ? error("NotFound", `No execution ${id}`)
+      : error("Conflict", `Execution ${id} is at revision ${current[0].revision}, not ${expectedRevision}`))
   })
 
   const get = Effect.fn("PgSagaStore.get")(function*(id: string) {
-    if (!isUuid(id)) return Option.none()
-    const rows = yield* sql<Row>`SELECT ${cols} FROM minos_saga_executions WHERE id = ${id}::uuid`.pipe(Effect.mapError(sqlFailure("get")))
+    if (typeof id !== "string" || !isUuid(id)) return Option.none()
+    const rows = yield* sql<Row>`SELECT ${columns} FROM minos_saga_executions WHERE id = ${id}::uuid`.pipe(Effect.mapError(sqlFailure("get")))
     return Option.map(Option.fromUndefinedOr(rows[0]), toRecord)
   })
 
-  const list = Effect.fn("PgSagaStore.list")(function*(options?: { readonly status?: ExecutionStatus | undefined; readonly saga?: string | undefined; readonly limit?: number | undefined }) {
-    const rows = yield* sql<Row>`SELECT ${cols} FROM minos_saga_executions
-      WHERE (${options?.status ?? null}::text IS NULL OR status = ${options?.status ?? null}::text)
-        AND (${options?.saga ?? null}::text IS NULL OR saga = ${options?.saga ?? null}::text)
-      ORDER BY created_at, id LIMIT ${options?.limit ?? 1000}::int`.pipe(Effect.mapError(sqlFailure("list")))
+  const list = Effect.fn("PgSagaStore.list")(function*(
+    options?: { readonly status?: ExecutionStatus | undefined; readonly saga?: string | undefined; readonly limit?: number | undefined }
+  ) {
+    const limit = options?.limit ?? 1000
+    const problem = checkLimit(limit) ?? (options?.status === undefined || isStatus(options.status) ? undefined : `Unknown execution status ${JSON.stringify(options.status)}`)
+    if (problem !== undefined) return yield* invalid(problem)
+    const status = options?.status ?? null
+    const saga = options?.saga ?? null
+    const rows = yield* sql<Row>`SELECT ${columns} FROM minos_saga_executions
+      WHERE (${status}::text IS NULL OR status = ${status}::text) AND (${saga}::text IS NULL OR saga = ${saga}::text)
+      ORDER BY created_at, id LIMIT ${limit}::int`.pipe(Effect.mapError(sqlFailure("list")))
     return rows.map(toRecord)
   })
 
   const due = Effect.fn("PgSagaStore.due")(function*(at: number, limit = 1000) {
-    const rows = yield* sql<Row>`SELECT ${cols} FROM minos_saga_executions
-      WHERE status = 'paused' AND deadline <= ${ts(at)} ORDER BY deadline LIMIT ${limit}::int`.pipe(Effect.mapError(sqlFailure("due")))
+    const problem = checkLimit(limit) ?? (typeof at === "number" && !Number.isNaN(at) ? undefined : `The time must be a number, got ${at}`)
+    if (problem !== undefined) return yield* invalid(problem)
+    const rows = yield* sql<Row>`SELECT ${columns} FROM minos_saga_executions
+      WHERE status = 'paused' AND deadline <= ${ts(at)}
+      ORDER BY deadline, id LIMIT ${limit}::int`.pipe(Effect.mapError(sqlFailure("due")))
     return rows.map(toRecord)
   })
 
   const prune = Effect.fn("PgSagaStore.prune")(function*(olderThan: number) {
-    const rows = yield* sql<{ n: number }>`WITH d AS (DELETE FROM minos_saga_executions
-      WHERE status IN ('finished', 'errored') AND updated_at < ${ts(olderThan)} RETURNING 1) SELECT count(*)::int AS n FROM d`.pipe(Effect.mapError(sqlFailure("prune")))
+    if (typeof olderThan !== "number" || Number.isNaN(olderThan)) return yield* invalid(`The cutoff must be a number, got ${olderThan}`)
+    const rows = yield* sql<{ n: number }>`WITH d AS (
+        DELETE FROM minos_saga_executions WHERE status IN ('finished', 'errored') AND updated_at < ${ts(olderThan)} RETURNING 1
+      ) SELECT count(*)::int AS n FROM d`.pipe(Effect.mapError(sqlFailure("prune")))
     return rows[0]?.n ?? 0
   })
 
