@@ -4,6 +4,7 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -230,19 +231,35 @@ layer(Layer.mergeAll(deskService, hub([conditional, tolerant])).pipe(Layer.provi
     }))
 })
 
-const timeouts = Layer.mergeAll(deskService, hub([slow(1)])).pipe(Layer.provideMerge(withLog), Layer.provideMerge(MemoryBroker.layer()))
+const sagaLong = build(
+  Saga.make("Long", { version: 1, context: Ctx, timeout: "1 minute" })
+    .remote("First", (c) => ({ topic: "NobodyHandlesThis", content: { owner: c.owner } }))
+    .withTimeout("10 minutes")
+)
 
-layer(timeouts, { timeout: "60 seconds", excludeTestServices: true })("SagaManager timeouts", (it) => {
+// TestClock: the manager's timers run on the test clock, so time is moved by hand
+layer(hub([slow(1), sagaLong]).pipe(Layer.provideMerge(withLog), Layer.provideMerge(MemoryBroker.layer())), { timeout: "60 seconds" })("SagaManager timeouts (TestClock)", (it) => {
   it.effect("a remote step without a reply in time fails the saga", () =>
     Effect.gen(function*() {
       const manager = yield* SagaManager
       const id = yield* manager.start(slow(1), { owner: "t", seats: 1 })
-      const waiter = yield* Effect.forkChild(manager.await(id, "30 seconds"))
-      yield* Effect.sleep("1 second")
+      yield* TestClock.adjust("4 seconds")
       assert.strictEqual((yield* manager.get(id)).status, "paused")
-      const done = yield* Fiber.join(waiter)
+      yield* TestClock.adjust("2 seconds")
+      const done = yield* manager.await(id, "1 minute")
       assert.strictEqual(done.status, "errored")
       assert.include(done.error!, "no reply to NobodyHandlesThis in time")
+    }))
+
+  it.effect("the saga's own timeout ends an execution whose step may wait longer", () =>
+    Effect.gen(function*() {
+      const manager = yield* SagaManager
+      const id = yield* manager.start(sagaLong, { owner: "l", seats: 1 })
+      yield* TestClock.adjust("59 seconds")
+      assert.strictEqual((yield* manager.get(id)).status, "paused")
+      yield* TestClock.adjust("2 seconds")
+      const done = yield* manager.await(id, "1 minute")
+      assert.strictEqual(done.status, "errored")
     }))
 })
 
