@@ -6,8 +6,12 @@ import { Effect } from "effect"
 import { mkdirSync, writeFileSync } from "node:fs"
 
 export interface Measure {
-  /** Runs `ops` operations; resolves when all are done. */
-  readonly run: (ops: number) => Effect.Effect<void, unknown>
+  /**
+   * Runs `ops` operations; resolves when all are done. A measure with untimed setup (staging rows,
+   * pre-publishing messages, joining a consumer group) times its own timed part and returns the
+   * elapsed milliseconds; otherwise the whole run is timed.
+   */
+  readonly run: (ops: number) => Effect.Effect<void | number, unknown>
 }
 
 export interface Case {
@@ -23,6 +27,10 @@ export interface Case {
   readonly goalRatio?: number
   /** An absolute throughput goal (units/s). */
   readonly goalRate?: number
+  /** Operations of the warm-up run of each side (default ops / 5). */
+  readonly warmupOps?: number
+  /** Timed rounds of each side (default 3); the median counts. */
+  readonly rounds?: number
 }
 
 export interface Result {
@@ -36,6 +44,9 @@ export interface Result {
   readonly goalRate: number | null
   readonly met: boolean | null
   readonly rounds: number
+  /** Every round's rate, in run order (the JSON shows the spread behind the median). */
+  readonly oursSamples: ReadonlyArray<number>
+  readonly rawSamples: ReadonlyArray<number> | null
 }
 
 const rate = (ops: number, ms: number) => (ops * 1000) / Math.max(ms, 0.001)
@@ -43,8 +54,8 @@ const rate = (ops: number, ms: number) => (ops * 1000) / Math.max(ms, 0.001)
 const timed = (m: Measure, ops: number) =>
   Effect.gen(function*() {
     const start = performance.now()
-    yield* m.run(ops)
-    return rate(ops, performance.now() - start)
+    const self = yield* m.run(ops)
+    return rate(ops, typeof self === "number" ? self : performance.now() - start)
   })
 
 const median = (xs: ReadonlyArray<number>) => {
@@ -53,9 +64,10 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 
 /** Warm-up, then `rounds` alternating rounds of ours and raw; the median of each side. */
-export const runCase = (c: Case, rounds = 3) =>
+export const runCase = (c: Case, defaultRounds = 3) =>
   Effect.gen(function*() {
-    const warm = Math.max(1, Math.floor(c.ops / 5))
+    const rounds = c.rounds ?? defaultRounds
+    const warm = c.warmupOps ?? Math.max(1, Math.floor(c.ops / 5))
     yield* c.ours.run(warm)
     if (c.raw) yield* c.raw.run(warm)
     const ours: Array<number> = []
@@ -80,7 +92,9 @@ export const runCase = (c: Case, rounds = 3) =>
       goalRatio: c.goalRatio ?? null,
       goalRate: c.goalRate ?? null,
       met,
-      rounds
+      rounds,
+      oursSamples: ours.map(Math.round),
+      rawSamples: c.raw ? raw.map(Math.round) : null
     } satisfies Result
   })
 

@@ -145,3 +145,19 @@ export const postgresCases = (schema: string) =>
   })
 
 export const postgresLayer = (schema: string) => Postgres.layerStorage(pgSettings(schema))
+
+/** Drops benchmark schemas (after the pools using them were closed); a failure is only reported. */
+export const dropSchemas = (schemas: ReadonlyArray<string>) =>
+  Effect.promise(async () => {
+    if (schemas.length === 0) return
+    const s = pgSettings("public")
+    const client = new pg.Client({ host: s.host, port: s.port, database: s.database, user: s.user, password: Redacted.value(s.password) })
+    try {
+      await client.connect()
+      for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    } catch (e) {
+      console.error(`could not drop the benchmark schemas ${schemas.join(", ")}: ${String(e)}`)
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+  })

@@ -25,6 +25,7 @@ import * as MemoryBroker from "../broker/MemoryBroker.ts"
 import * as Replies from "../broker/Replies.ts"
 import * as RequestClient from "../broker/RequestClient.ts"
 import { MinosConfig } from "../config/MinosConfig.ts"
+import * as DiscoveryLayer from "../discovery/DiscoveryLayer.ts"
 import * as Health from "../http/Health.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import { EventStore } from "../eventstore/EventStore.ts"
@@ -244,11 +245,13 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
         mapErrorToStartup("HTTP", (e) => `Cannot listen on ${config.rest.host}:${config.rest.port} (${String((e as { message?: string }).message ?? e)}); is the port in use? Set rest.port or MINOS_REST_PORT`),
         Layer.provide(Layer.fresh(layerHealth))
       )
+      // Registers with the registry once the server listens (it needs the bound HttpAddress).
+      const httpAndDiscovery = config.discovery.enabled ? Layer.fresh(DiscoveryLayer.layer).pipe(Layer.provideMerge(http)) : http
       const parts: Array<Layer.Layer<never, unknown, any>> = [
         when(config.components.consumer, Consumer.layer()),
         when(config.components.relay, Layer.fresh(OutboxRelay.layer)),
         when(config.components.periodic, Layer.fresh(Scheduler.layer)),
-        when(config.rest.enabled, http as Layer.Layer<any, unknown, any>)
+        when(config.rest.enabled, httpAndDiscovery as Layer.Layer<any, unknown, any>)
       ]
       if (definition.background !== undefined) parts.push(definition.background)
       return Layer.mergeAll(...(parts as [Layer.Layer<never, unknown, any>]))
