@@ -143,7 +143,7 @@ export const layerStorage: Layer.Layer<Storage.Services, StartupError, MinosConf
 export const layerBroker: Layer.Layer<Broker, StartupError, MinosConfig> = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* MinosConfig
-    if (config.broker.backend === "memory") return MemoryBroker.layer()
+    if (config.broker.backend === "memory") return mapError(MemoryBroker.layerFromConfig, (e) => new StartupError({ dependency: "Broker", message: `Cannot open the in-process broker's log: ${e.message}`, cause: e }))
     const [host, port] = config.broker.brokers[0]!.split(":")
     yield* waitFor("Kafka", host!, Number(port ?? 9092), kafkaHint)
     const brokers = config.broker.brokers

@@ -1,12 +1,27 @@
-import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, type Scope } from "effect"
 import { TestClock } from "effect/testing"
+import { mkdtempSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join as joinPath } from "node:path"
 import { Broker, type DeliveredRecord } from "../../src/broker/Broker.ts"
 import * as MemoryBroker from "../../src/broker/MemoryBroker.ts"
 import { Inbox, join, suite, valuesOf } from "./BrokerSuite.ts"
 
+const folders: Array<string> = []
+/** A fresh folder for a persistent broker (removed after the file's tests). */
+const tempFolder = (): string => {
+  const parent = mkdtempSync(joinPath(tmpdir(), "memory-broker-"))
+  folders.push(parent)
+  return joinPath(parent, "log")
+}
+afterAll(() => {
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true })
+})
+
 suite("MemoryBroker", MemoryBroker.layer(), { wait: "5 seconds" })
+suite("MemoryBroker persistent", MemoryBroker.layer({ persistence: { path: tempFolder() } }), { wait: "5 seconds" })
 
 /**
  * Lets the broker's fibers run: an `Inbox` wakes the test from inside `handle`, before the broker
@@ -186,4 +201,256 @@ describe("MemoryBroker", () => {
       const error = yield* broker.consume({ group: "g", topics: [], handle: () => Effect.void }).pipe(Effect.flip)
       assert.strictEqual(error.reason, "Rejected")
     }).pipe(Effect.provide(MemoryBroker.layer())))
+})
+
+/**
+ * Runs `body` on a broker opened (a fresh layer: a restart) on the folder of `options`: the
+ * consumers `body` joined leave when it ends, then the broker closes (as in a service, where the
+ * consumers depend on the broker).
+ */
+const session = <A, E>(options: MemoryBroker.MemoryOptions, body: Effect.Effect<A, E, Broker | Scope.Scope>) =>
+  Effect.scoped(body).pipe(Effect.provide(MemoryBroker.layer(options)))
+
+const publishValues = (topic: string, key: string | null, values: ReadonlyArray<string>) =>
+  Effect.flatMap(Broker, (broker) => broker.publish(values.map((value) => ({ topic, key, value, headers: { v: value } }))))
+
+describe("MemoryBroker with persistence", () => {
+  it.effect("keeps the published records across a restart: a new group reads them all", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 3, persistence: { path: tempFolder() } }
+      const sent = Array.from({ length: 12 }, (_, i) => `v${i}`)
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", null, sent.slice(0, 6))
+        for (const value of sent.slice(6)) yield* publishValues("t", `key-${value}`, [value])
+      }))
+      const got = new Inbox("after restart")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "late", topics: ["t"], handle: got.handle })
+        yield* got.count(sent.length)
+      }))
+      assert.sameMembers(valuesOf(got.records), sent)
+      assert.deepStrictEqual(got.records.map((r) => r.headers["v"]), valuesOf(got.records), "headers survive")
+      for (const r of got.records.filter((r) => r.value >= "v6")) {
+        assert.strictEqual(r.partition, MemoryBroker.partitionOf(r.key!, 3), "a keyed record stays on its key's partition")
+      }
+      for (const p of [0, 1, 2]) {
+        const offsets = got.records.filter((r) => r.partition === p).map((r) => Number(r.offset))
+        assert.deepStrictEqual(offsets, offsets.map((_, i) => i), `partition ${p} from offset 0, in order`)
+      }
+    }))
+
+  it.effect("continues a group from its committed offset after a restart", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, persistence: { path: tempFolder() } }
+      const first = new Inbox("before restart (committed)")
+      const stuck = new Inbox("before restart (never finished)")
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", "k", ["a", "b", "c", "d", "e"])
+        yield* join({
+          group: "g",
+          topics: ["t"],
+          maxBatch: 2,
+          handle: (batch) => (batch[0]!.offset === "0" ? first.handle(batch) : Effect.andThen(stuck.handle(batch), Effect.never))
+        })
+        yield* stuck.count(1)
+      }))
+      assert.deepStrictEqual(valuesOf(first.records), ["a", "b"])
+      assert.deepStrictEqual(valuesOf(stuck.records), ["c", "d"])
+      const second = new Inbox("after restart")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "g", topics: ["t"], handle: second.handle })
+        yield* second.count(3)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(second.records), ["c", "d", "e"], "the uncommitted batch comes again, the committed one does not")
+      assert.deepStrictEqual(second.records.map((r) => r.offset), ["2", "3", "4"])
+      // everything is committed now: a third run delivers nothing old
+      const third = new Inbox("third run")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "g", topics: ["t"], handle: third.handle })
+        yield* publishValues("t", "k", ["f"])
+        yield* third.count(1)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(third.records), ["f"])
+    }))
+
+  it.effect("keeps a fromBeginning: false group's position, so records published while it was away still come", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, persistence: { path: tempFolder() } }
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", "k", ["old"])
+        const member = yield* join({ group: "g", topics: ["t"], fromBeginning: false, handle: () => Effect.void })
+        yield* member.leave
+        yield* publishValues("t", "k", ["while away"])
+      }))
+      const got = new Inbox("after restart")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "g", topics: ["t"], fromBeginning: false, handle: got.handle })
+        yield* got.count(1)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(got.records), ["while away"])
+    }))
+
+  it.effect("continues each partition's offsets after a restart (no overwrite, no duplicate)", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, persistence: { path: tempFolder() } }
+      yield* session(options, publishValues("t", "k", ["a", "b", "c"]))
+      yield* session(options, publishValues("t", null, ["d", "e"]))
+      const got = new Inbox("reader")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "reader", topics: ["t"], handle: got.handle })
+        yield* got.count(5)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(got.records), ["a", "b", "c", "d", "e"])
+      assert.deepStrictEqual(got.records.map((r) => r.offset), ["0", "1", "2", "3", "4"])
+    }))
+
+  it.effect("keeps a topic's partition count across restarts", () =>
+    Effect.gen(function*() {
+      const path = tempFolder()
+      yield* session({ partitions: 2, persistence: { path } }, publishValues("t", "some-key", ["a"]))
+      const got = new Inbox("reader")
+      yield* session({ partitions: 5, persistence: { path } }, Effect.gen(function*() {
+        yield* publishValues("t", "some-key", ["b"])
+        yield* join({ group: "reader", topics: ["t"], handle: got.handle })
+        yield* got.count(2)
+      }))
+      assert.deepStrictEqual(valuesOf(got.records), ["a", "b"], "the same key lands on the same partition, in order")
+      assert.strictEqual(got.records[0]!.partition, MemoryBroker.partitionOf("some-key", 2))
+    }))
+
+  it.effect("deletes only records every group committed and older than the retention window", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, persistence: { path: tempFolder(), retentionMs: 1_000, trimIntervalMs: 100 } }
+      const newGroup = (name: string) =>
+        Effect.gen(function*() {
+          const got = new Inbox(name)
+          yield* join({ group: name, topics: ["t"], handle: got.handle })
+          return got
+        })
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", "k", ["r0", "r1", "r2", "r3"]) // at t = 0
+        const a = yield* newGroup("a")
+        yield* a.count(4)
+        // group b commits r0, r1 and never finishes r2, r3
+        const stuck = new Inbox("b (stuck)")
+        const b = yield* join({
+          group: "b",
+          topics: ["t"],
+          maxBatch: 2,
+          handle: (batch) => (batch[0]!.offset === "0" ? Effect.void : Effect.andThen(stuck.handle(batch), Effect.never))
+        })
+        yield* stuck.count(1)
+        yield* TestClock.adjust("500 millis")
+        yield* settle
+        const young = yield* newGroup("young")
+        yield* young.count(4)
+        assert.deepStrictEqual(valuesOf(young.records), ["r0", "r1", "r2", "r3"], "nothing deleted inside the window")
+
+        yield* publishValues("t", "k", ["r4"]) // at t = 500
+        yield* a.count(5)
+        yield* young.count(5)
+        yield* TestClock.adjust("700 millis") // t = 1200: r0..r3 are past the window, r4 is not
+        yield* settle
+        const later = yield* newGroup("later")
+        yield* later.count(3)
+        yield* settle
+        assert.deepStrictEqual(valuesOf(later.records), ["r2", "r3", "r4"], "only below b's commit (2) is deleted")
+        assert.strictEqual(later.records[0]!.offset, "2")
+
+        // b leaves and stays away past the window: it is forgotten, and everything old goes
+        yield* b.leave
+        yield* TestClock.adjust("2 seconds")
+        yield* settle
+        const last = yield* newGroup("last")
+        yield* publishValues("t", "k", ["r5"])
+        yield* last.count(1)
+        yield* settle
+        assert.deepStrictEqual(valuesOf(last.records), ["r5"])
+        assert.strictEqual(last.records[0]!.offset, "5")
+      }))
+      // and the deletions are on disk
+      const reopened = new Inbox("after restart")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "fresh", topics: ["t"], handle: reopened.handle })
+        yield* reopened.count(1)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(reopened.records), ["r5"])
+    }))
+
+  it.effect("forgets a group that stays away longer than the window, counted from when it left, across restarts", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, persistence: { path: tempFolder(), retentionMs: 1_000, trimIntervalMs: 100 } }
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", "k", ["a"]) // t = 0
+        const stuck = new Inbox("g (never commits)")
+        yield* join({ group: "g", topics: ["t"], handle: (batch) => Effect.andThen(stuck.handle(batch), Effect.never) })
+        yield* stuck.count(1)
+      })) // g leaves at t = 0
+      yield* TestClock.adjust("500 millis")
+      yield* session(options, Effect.gen(function*() {
+        yield* publishValues("t", "k", ["b"]) // t = 500
+        yield* TestClock.adjust("400 millis")
+        yield* settle
+      }))
+      const before = new Inbox("at t = 900")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "before", topics: ["t"], handle: before.handle })
+        yield* before.count(2)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(before.records), ["a", "b"], "g holds a: it left 900 ms ago")
+      const after = new Inbox("at t = 1200")
+      yield* session(options, Effect.gen(function*() {
+        yield* TestClock.adjust("300 millis")
+        yield* settle
+        yield* join({ group: "after", topics: ["t"], handle: after.handle })
+        yield* after.count(1)
+        yield* settle
+      }))
+      assert.deepStrictEqual(valuesOf(after.records), ["b"], "g is forgotten 1 s after it left, and a with it; b is inside the window")
+    }))
+
+  it.effect("keeps the bounded log on disk as it is in memory", () =>
+    Effect.gen(function*() {
+      const options: MemoryBroker.MemoryOptions = { partitions: 1, retainRecordsPerPartition: 10, persistence: { path: tempFolder() } }
+      const sent = Array.from({ length: 25 }, (_, i) => `v${i}`)
+      yield* session(options, publishValues("t", null, sent))
+      const got = new Inbox("after restart")
+      yield* session(options, Effect.gen(function*() {
+        yield* join({ group: "g", topics: ["t"], handle: got.handle })
+        yield* got.count(15)
+        yield* publishValues("t", null, ["v25"])
+        yield* got.count(16)
+      }))
+      assert.deepStrictEqual(valuesOf(got.records), [...sent.slice(10), "v25"])
+      assert.strictEqual(got.records[0]!.offset, "10")
+      assert.strictEqual(got.records[15]!.offset, "25")
+    }))
+
+  it.effect("refuses a second broker on the same folder, and fails with Unavailable once closed", () =>
+    Effect.gen(function*() {
+      const path = tempFolder()
+      const broker = yield* session({ persistence: { path } }, Effect.gen(function*() {
+        const second = yield* Effect.flip(Effect.provide(Effect.asVoid(Broker), MemoryBroker.layer({ persistence: { path } })))
+        assert.strictEqual(second.reason, "Rejected")
+        return yield* Broker
+      }))
+      const error = yield* Effect.flip(broker.publish([{ topic: "t", key: null, value: "late", headers: {} }]))
+      assert.strictEqual(error.reason, "Unavailable")
+      assert.isTrue(error.isRetryable)
+    }))
+
+  it("keeps the log next to the LMDB storage, else under ./data", () => {
+    const service = { name: "exam", aggregate: undefined, entry: undefined }
+    assert.strictEqual(MemoryBroker.persistencePath({ service, storage: { backend: "lmdb", path: "./data/exam/", mapSize: 1 } }), "./data/exam-broker")
+    assert.strictEqual(
+      MemoryBroker.persistencePath({ service, storage: { backend: "postgres", postgres: {} as never } }),
+      "./data/exam-broker"
+    )
+  })
 })
