@@ -32,8 +32,7 @@ import {
   unitLookup,
   type WriteCtx
 } from "../storage/internal/lmdb.ts"
-import type { Ordering } from "./Condition.ts"
-import { checkQuery, compareRecords, evaluate } from "./internal/query.ts"
+import { compareRecords, evaluate, existing, prepareFind } from "./internal/query.ts"
 import { type FindOptions, type Queryable, type SnapshotRecord, SnapshotStore, SnapshotStoreError, type SnapshotStoreShape } from "./SnapshotStore.ts"
 
 /** Keys read per page of a streamed `find`. */
@@ -145,21 +144,15 @@ export const make = Effect.gen(function*() {
   })
 
   const get = Effect.fn("LmdbSnapshotStore.get")(function*(aggregate: string, aggregateId: string, options?: { readonly transaction?: string | undefined }) {
-    const found = yield* getOption(aggregate, aggregateId, options)
-    if (Option.isNone(found)) return yield* Effect.fail(new SnapshotStoreError({ reason: "NotFound", message: `${aggregate} ${aggregateId} does not exist` }))
-    if (found.value.deleted) return yield* Effect.fail(new SnapshotStoreError({ reason: "Deleted", message: `${aggregate} ${aggregateId} was deleted` }))
-    return found.value
+    return yield* existing(aggregate, aggregateId, yield* getOption(aggregate, aggregateId, options))
   })
 
   const find = (aggregate: Queryable, options: FindOptions): Stream.Stream<SnapshotRecord, SnapshotStoreError> =>
     Stream.unwrap(Effect.gen(function*() {
-      const ordering: ReadonlyArray<Ordering> = options.ordering === undefined ? [] : Array.isArray(options.ordering) ? options.ordering : [options.ordering as Ordering]
-      const problem = checkQuery(aggregate.snapshot.document.ast, options.condition, ordering)
-      if (problem !== undefined) return yield* Effect.fail(invalid("InvalidQuery", problem))
+      const prepared = prepareFind(aggregate, options)
+      if (!prepared.ok) return yield* Effect.fail(invalid("InvalidQuery", prepared.message))
+      const ordering = prepared.ordering
       const limit = options.limit ?? Number.POSITIVE_INFINITY
-      if (options.limit !== undefined && (!Number.isInteger(limit) || limit < 0)) {
-        return yield* Effect.fail(invalid("InvalidQuery", `limit must be a non-negative integer, got ${options.limit}`))
-      }
       const tx = options.transaction
       if (tx !== undefined && !isUuid(tx)) return yield* Effect.fail(invalid("InvalidInput", `Transaction id ${JSON.stringify(tx)} is not a UUID`))
       const unit = yield* env.unit

@@ -12,9 +12,8 @@ import { isUuid, NIL } from "../eventstore/EventStore.ts"
 import { isJson } from "../eventstore/internal/validate.ts"
 import { chainOf } from "../storage/internal/pgChain.ts"
 import { describe, kindOf } from "../storage/internal/pgErrors.ts"
-import type { Ordering } from "./Condition.ts"
 import { makeCompiler } from "./internal/pgQuery.ts"
-import { checkQuery } from "./internal/query.ts"
+import { existing, prepareFind } from "./internal/query.ts"
 import { type FindOptions, type Queryable, type SnapshotRecord, SnapshotStore, SnapshotStoreError, type SnapshotStoreShape } from "./SnapshotStore.ts"
 
 interface Row {
@@ -105,20 +104,14 @@ export const make = Effect.gen(function*() {
   }, (effect) => Effect.mapError(effect, (e) => (e._tag === "SqlError" ? sqlFailure("get snapshot")(e) : e)))
 
   const get = Effect.fn("PgSnapshotStore.get")(function*(aggregate: string, aggregateId: string, options?: { readonly transaction?: string | undefined }) {
-    const found = yield* getOption(aggregate, aggregateId, options)
-    if (Option.isNone(found)) return yield* Effect.fail(new SnapshotStoreError({ reason: "NotFound", message: `${aggregate} ${aggregateId} does not exist` }))
-    if (found.value.deleted) return yield* Effect.fail(new SnapshotStoreError({ reason: "Deleted", message: `${aggregate} ${aggregateId} was deleted` }))
-    return found.value
+    return yield* existing(aggregate, aggregateId, yield* getOption(aggregate, aggregateId, options))
   })
 
   const find = (aggregate: Queryable, options: FindOptions): Stream.Stream<SnapshotRecord, SnapshotStoreError> =>
     Stream.unwrap(Effect.gen(function*() {
-      const ordering = options.ordering === undefined ? [] : Array.isArray(options.ordering) ? options.ordering : [options.ordering as Ordering]
-      const problem = checkQuery(aggregate.snapshot.document.ast, options.condition, ordering)
-      if (problem !== undefined) return yield* Effect.fail(invalid("InvalidQuery", problem))
-      if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
-        return yield* Effect.fail(invalid("InvalidQuery", `limit must be a non-negative integer, got ${options.limit}`))
-      }
+      const prepared = prepareFind(aggregate, options)
+      if (!prepared.ok) return yield* Effect.fail(invalid("InvalidQuery", prepared.message))
+      const ordering = prepared.ordering
       const chain = yield* view(options.transaction)
       const source = chain === undefined
         ? sql`SELECT * FROM minos_snapshots WHERE aggregate = ${aggregate.name}::text AND transaction_id = ${NIL}::uuid`

@@ -3,10 +3,10 @@
  * document Schema (so nothing unchecked reaches SQL) and an in-process evaluator with PostgreSQL
  * jsonb semantics (LMDB backend).
  */
-import { SchemaAST } from "effect"
+import { Effect, Option, SchemaAST } from "effect"
 import type { Condition, Ordering } from "../Condition.ts"
 import { columns, fields } from "../Condition.ts"
-import type { SnapshotRecord } from "../SnapshotStore.ts"
+import { type SnapshotRecord, SnapshotStoreError } from "../SnapshotStore.ts"
 
 const segmentPattern = /^[A-Za-z_$][A-Za-z0-9_$-]*$/
 
@@ -303,3 +303,28 @@ export const compareIn = (ordering: ReadonlyArray<Ordering>, a: (path: string) =
   }
   return 0
 }
+
+// ---------------------------------------------------------------------------------------------
+// the parts of the port both backends share
+
+/** Checks a find's condition, orderings and limit; the orderings as a list. */
+export const prepareFind = (
+  aggregate: { readonly snapshot: { readonly document: { readonly ast: SchemaAST.AST } } },
+  options: { readonly condition: Condition; readonly ordering?: ReadonlyArray<Ordering> | Ordering | undefined; readonly limit?: number | undefined }
+): { readonly ok: true; readonly ordering: ReadonlyArray<Ordering> } | { readonly ok: false; readonly message: string } => {
+  const ordering: ReadonlyArray<Ordering> = options.ordering === undefined ? [] : Array.isArray(options.ordering) ? options.ordering : [options.ordering as Ordering]
+  const problem = checkQuery(aggregate.snapshot.document.ast, options.condition, ordering)
+  if (problem !== undefined) return { ok: false, message: problem }
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
+    return { ok: false, message: `limit must be a non-negative integer, got ${options.limit}` }
+  }
+  return { ok: true, ordering }
+}
+
+/** `get` on top of `getOption`: a missing aggregate is `NotFound`, a deleted one `Deleted`. */
+export const existing = (aggregate: string, aggregateId: string, found: Option.Option<SnapshotRecord>): Effect.Effect<SnapshotRecord, SnapshotStoreError> =>
+  Option.isNone(found)
+    ? Effect.fail(new SnapshotStoreError({ reason: "NotFound", message: `${aggregate} ${aggregateId} does not exist` }))
+    : found.value.deleted
+    ? Effect.fail(new SnapshotStoreError({ reason: "Deleted", message: `${aggregate} ${aggregateId} was deleted` }))
+    : Effect.succeed(found.value)
