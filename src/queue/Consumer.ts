@@ -195,7 +195,41 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
     }).pipe(Effect.withSpan("Consumer.handle", { attributes: { topic: record.topic } }))
 
   /** Same key → in order; different keys → in parallel. */
-  const handleBatch = (records: ReadonlyArray<DeliveredRecord>) => {
+  /**
+   * The fast path: a whole delivered batch (one partition, in order) in ONE storage transaction, so
+   * claims, handlers' writes and replies share one commit. Anything but plain success — an
+   * undecodable record, a bad payload, a failing handler — aborts it, and the batch is handled again
+   * record by record with the full rules above (its storage effects were rolled back; effects outside
+   * the storage may happen twice, as with any redelivery).
+   */
+  const Fallback = Symbol("Fallback")
+  const batched = (records: ReadonlyArray<DeliveredRecord>) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      yield* uow.transaction(Effect.forEach(records, (record) =>
+        Effect.gen(function*() {
+          const decoded = Message.decode(record.value)
+          if (decoded._tag === "Failure") return yield* Effect.fail(Fallback)
+          const envelope = decoded.value
+          const command = routes.commands.get(record.topic)
+          const handlers = command !== undefined ? [command] : routes.events.get(record.topic) ?? []
+          for (const [i, handler] of handlers.entries()) {
+            const payload = Schema.decodeUnknownExit(handler.payload)(envelope.payload.content)
+            if (Exit.isFailure(payload)) return yield* Effect.fail(Fallback)
+            const claimId = command !== undefined || handlers.length === 1 ? envelope.identifier : `${envelope.identifier}#${i}`
+            if (!(yield* inbox.claim(options.group, record.topic, claimId, now))) continue
+            const request = yield* Request.make({ kind: handler.kind, route: handler.topic, identifier: envelope.identifier, headers: envelope.payload.headers })
+            const result = yield* Effect.exit(withMiddleware(routes.middleware, request, handler.handle(payload.value)))
+            if (Exit.isFailure(result)) return yield* Effect.fail(Fallback)
+            if (handler.kind !== "event" && envelope.reply_topic !== null) {
+              const content = handler.success === undefined ? (result.value ?? null) : Schema.encodeSync(handler.success)(result.value)
+              yield* stageReply(envelope, record.key, 200, content, yield* request.replyHeaders)
+            }
+          }
+        }), { discard: true }))
+    }).pipe(Effect.withSpan("Consumer.batch", { attributes: { size: records.length } }))
+
+  const oneByOne = (records: ReadonlyArray<DeliveredRecord>) => {
     const byKey = new Map<string, Array<DeliveredRecord>>()
     let anonymous = 0
     for (const r of records) {
@@ -206,6 +240,12 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
     }
     return Effect.forEach(byKey.values(), (list) => Effect.forEach(list, handleRecord, { discard: true }), { concurrency, discard: true })
   }
+
+  const handleBatch = (records: ReadonlyArray<DeliveredRecord>) =>
+    records.length < 2 || records[0]!.topic === options.replyTopic
+      // replies resume sagas outside the storage transaction: never batched
+      ? oneByOne(records)
+      : batched(records).pipe(Effect.catchCause((cause) => (Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : oneByOne(records))))
 
   const topics = [...new Set([...routes.topics, ...(options.topics ?? []), options.replyTopic])]
   yield* broker.consume({ group: options.group, topics, handle: handleBatch })

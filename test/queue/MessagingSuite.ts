@@ -8,6 +8,7 @@ import { Broker } from "../../src/broker/Broker.ts"
 import * as Message from "../../src/broker/Message.ts"
 import { RequestClient } from "../../src/broker/RequestClient.ts"
 import { MinosConfig } from "../../src/config/MinosConfig.ts"
+import { EventStore } from "../../src/eventstore/EventStore.ts"
 import * as Repository from "../../src/eventstore/Repository.ts"
 import * as DeadLetters from "../../src/queue/DeadLetters.ts"
 import { Outbox } from "../../src/queue/Outbox.ts"
@@ -141,6 +142,26 @@ export const suite = (name: string, infrastructure: Layer.Layer<Microservice.Inf
         yield* eventually("two bumps", Effect.map(value(id), (v) => v >= 2))
         yield* Effect.sleep("300 millis")
         assert.strictEqual(yield* value(id), 2)
+      })))
+
+    it.effect("a burst on one key is handled in order, each message once", () =>
+      run(service(), Effect.gen(function*() {
+        const client = yield* RequestClient
+        const { id } = (yield* client.send(t("OpenCounter"), { start: 0 })).content as { id: string }
+        const broker = yield* Broker
+        const identifiers = Array.from({ length: 60 }, () => crypto.randomUUID())
+        // one publish: the consumer sees them as one batch, duplicates included
+        yield* broker.publish([...identifiers, identifiers[0]!, identifiers[1]!].map((identifier) => ({
+          topic: t("Bumped"),
+          key: id,
+          value: Message.encode(Message.make({ topic: t("Bumped"), identifier, content: { id, poison: false } })),
+          headers: { "message-id": identifier }
+        })))
+        yield* eventually("sixty bumps", Effect.map(value(id), (v) => v >= 60))
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* value(id), 60)
+        const versions = (yield* Effect.flatMap(EventStore, (s) => s.readStream(id))).map((e) => e.version)
+        assert.deepStrictEqual(versions, Array.from({ length: 61 }, (_, i) => i + 1))
       })))
 
     it.effect("a poison message is dead-lettered after its attempts, the partition moves on, replay works after the fix", () =>
