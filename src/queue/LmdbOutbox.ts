@@ -3,10 +3,9 @@
  * by a sequence number (oldest first); rows of an open minos transaction wait in `txoutbox` until
  * its commit moves them (with new sequence numbers) or its reject drops them.
  *
- * `process` claims rows with a lease (`leaseUntil = now + leaseMs`, in a write transaction, skipping
- * rows leased by someone else), publishes them, then deletes them; a failed or dead publish clears the
- * lease so the rows are offered again at once. LMDB has one writer at a time, so two relays (in this
- * process or another one on the same folder) never claim the same row while its lease runs.
+ * `process` claims rows in memory (the LMDB folder belongs to one process), publishes them, then deletes
+ * them in one write transaction; a failed or dead publish gives them back at once. Two relay fibers
+ * never hold the same row.
  * `awaitWork` is woken by the commits of this process only.
  *
  * @since 0.1.0
@@ -23,7 +22,13 @@ import { Outbox, OutboxError, type OutboxRow, type OutboxShape } from "./Outbox.
  * @category defaults
  * @since 0.1.0
  */
-export const leaseMs = 30_000
+const claimedByFolder = new Map<string, Set<number>>()
+/** The rows claimed in this process for the environment at `path`. */
+const claimedRows = (path: string): Set<number> => {
+  let set = claimedByFolder.get(path)
+  if (set === undefined) claimedByFolder.set(path, (set = new Set()))
+  return set
+}
 
 const mapError = (what: string) =>
   errorMapper(what, (f) => new OutboxError({ reason: f.kind === "Unavailable" ? "Unavailable" : "Unknown", message: f.message, cause: f.cause }))
@@ -87,46 +92,41 @@ export const make = Effect.gen(function*() {
     unit.ops.push(op)
   })
 
-  /** Leases up to `limit` publishable rows, oldest first, skipping rows leased by someone else. */
-  const claim = (limit: number, now: number, token: string) =>
-    env.write((w) => {
+  // Rows handed to a publisher and not yet deleted. In memory: one process owns an LMDB folder (as
+  // for the broker's folder), and a read instead of a leasing write saves one fsync per batch.
+  const claimed = claimedRows(env.path)
+
+  /** Up to `limit` publishable rows, oldest first, that no other relay fiber holds. */
+  const claim = (limit: number) =>
+    env.read(() => {
       const rows: Array<OutboxRow> = []
-      for (const { key, value } of w.dbs.outbox.getRange({ start: 0 })) {
-        const lease = w.dbs.leases.get(key)
-        if (lease !== undefined && lease.until > now) continue
+      for (const { key, value } of dbs.outbox.getRange({ start: 0 })) {
+        if (claimed.has(key)) continue
         rows.push(toRow(key, value))
-        w.dbs.leases.putSync(key, { until: now + leaseMs, token })
         if (rows.length >= limit) break
       }
+      for (const row of rows) claimed.add(row.id)
       return rows
     }, mapError("claim outbox rows"))
 
-  /** Gives the rows back at once (best effort: the lease runs out anyway). */
-  const release = (rows: ReadonlyArray<OutboxRow>, token: string) =>
-    Effect.ignore(env.write((w) => {
-      for (const row of rows) {
-        if (w.dbs.leases.get(row.id)?.token === token) w.dbs.leases.removeSync(row.id)
-      }
-    }, mapError("release outbox rows")))
+  const release = (rows: ReadonlyArray<OutboxRow>) => Effect.sync(() => rows.forEach((row) => claimed.delete(row.id)))
 
   const remove = (rows: ReadonlyArray<OutboxRow>) =>
     env.write((w) => {
-      for (const row of rows) {
-        w.dbs.outbox.removeSync(row.id)
-        w.dbs.leases.removeSync(row.id)
-      }
+      for (const row of rows) w.dbs.outbox.removeSync(row.id)
     }, mapError("delete published outbox rows"))
 
   const process = <E, R>(limit: number, publish: (rows: ReadonlyArray<OutboxRow>) => Effect.Effect<void, E, R>): Effect.Effect<number, OutboxError | E, R> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         if (!Number.isInteger(limit) || limit < 1) return yield* Effect.fail(invalid(`limit must be a positive integer, got ${limit}`))
-        const now = yield* Clock.currentTimeMillis
-        const token = crypto.randomUUID()
-        const rows = yield* claim(limit, now, token)
+        const rows = yield* claim(limit)
         if (rows.length === 0) return 0
-        yield* restore(publish(rows)).pipe(Effect.onError(() => release(rows, token)))
-        yield* remove(rows)
+        // published or not, the rows are no longer held once this ends; only a delete removes them
+        yield* Effect.gen(function*() {
+          yield* restore(publish(rows))
+          yield* remove(rows)
+        }).pipe(Effect.ensuring(release(rows)))
         return rows.length
       })
     ).pipe(Effect.withSpan("LmdbOutbox.process"))
