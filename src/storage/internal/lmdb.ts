@@ -19,7 +19,6 @@
  * | `txstatus` | `[status, updatedAt, id]` | index for `Transactions.list` |
  * | `outbox` | sequence | publishable {@link OutboxValue} |
  * | `txoutbox` | `[txId, sequence]` | outbox rows held by an open transaction |
- * | `leases` | sequence | {@link LeaseValue} of a claimed outbox row |
  * | `inbox` | `[group, topic, identifier]` | when the message was handled |
  * | `inboxage` | `[handledAt, group, topic, identifier]` | index for `Inbox.prune` |
  * | `deadletters` | id | {@link DeadLetterValue} |
@@ -83,11 +82,6 @@ export interface OutboxValue {
   readonly createdAt: number
 }
 
-export interface LeaseValue {
-  readonly until: number
-  readonly token: string
-}
-
 export interface DeadLetterValue {
   readonly group: string
   readonly topic: string
@@ -115,7 +109,6 @@ export interface Dbs {
   readonly txstatus: Database<true, [string, number, string]>
   readonly outbox: Database<OutboxValue, number>
   readonly txoutbox: Database<OutboxValue, [string, number]>
-  readonly leases: Database<LeaseValue, number>
   readonly inbox: Database<number, [string, string, string]>
   readonly inboxage: Database<true, [number, string, string, string]>
   readonly deadletters: Database<DeadLetterValue, number>
@@ -366,7 +359,6 @@ export const make = (options: LmdbOptions): Effect.Effect<LmdbEnvShape, StorageE
         txstatus: root.openDB<true, [string, number, string]>({ name: "txstatus" }),
         outbox: root.openDB<OutboxValue, number>({ name: "outbox" }),
         txoutbox: root.openDB<OutboxValue, [string, number]>({ name: "txoutbox" }),
-        leases: root.openDB<LeaseValue, number>({ name: "leases" }),
         inbox: root.openDB<number, [string, string, string]>({ name: "inbox" }),
         inboxage: root.openDB<true, [number, string, string, string]>({ name: "inboxage" }),
         deadletters: root.openDB<DeadLetterValue, number>({ name: "deadletters" }),
