@@ -11,12 +11,10 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Message from "../src/broker/Message.ts"
-import * as Entity from "../src/domain/Entity.ts"
-import { EventStore } from "../src/eventstore/EventStore.ts"
-import * as Repository from "../src/eventstore/Repository.ts"
 import * as Lmdb from "../src/storage/Lmdb.ts"
-import { Exam, examFields } from "../test/fixtures/Domain.ts"
+import { examFields } from "../test/fixtures/Domain.ts"
 import { type Case, concurrently } from "./Harness.ts"
+import { batchEvents, createdData, ourStorage } from "./OurStorage.ts"
 
 const uuid = () => crypto.randomUUID()
 
@@ -74,15 +72,9 @@ const rawAppendIn = (raw: Raw, id: string, values: ReadonlyArray<{ a: string; t:
 export const lmdbCases = (rawPath: string) =>
   Effect.gen(function*() {
     const raw = yield* openRaw(rawPath)
-    const store = yield* EventStore
-    const exams = yield* Repository.make(Exam, { publish: true })
-    const data = { fields: examFields }
+    const ours = yield* ourStorage
+    const data = createdData
 
-    const appendOurs = (concurrency: number) => ({
-      run: (ops: number) =>
-        concurrently(ops, concurrency, () =>
-          store.append({ aggregate: "Exam", aggregateId: uuid(), expectedVersion: 0, now: Date.now(), events: [{ type: "ExamCreated", data }] }))
-    })
     const appendRaw = (concurrency: number) => ({
       run: (ops: number) =>
         concurrently(ops, concurrency, () =>
@@ -93,22 +85,13 @@ export const lmdbCases = (rawPath: string) =>
           }))
     })
 
-    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ type: "ExamUpdated", data: { diff: [{ name: "seats", value: i }] } }))
-    const batchOurs = {
-      run: (ops: number) =>
-        Effect.gen(function*() {
-          for (let done = 0; done < ops; done += 1000) {
-            yield* store.append({ aggregate: "Exam", aggregateId: uuid(), expectedVersion: 0, now: Date.now(), events: batch(1000) })
-          }
-        })
-    }
     const batchRaw = {
       run: (ops: number) =>
         Effect.sync(() => {
           for (let done = 0; done < ops; done += 1000) {
             const id = uuid()
             const now = Date.now()
-            const values = batch(1000).map((e) => ({ a: "Exam", t: e.type, d: e.data, m: {}, c: now }))
+            const values = batchEvents(1000).map((e) => ({ a: "Exam", t: e.type, d: e.data, m: {}, c: now }))
             raw.root.transactionSync(() => rawAppendIn(raw, id, values))
           }
         })
@@ -141,9 +124,6 @@ export const lmdbCases = (rawPath: string) =>
             })
           }))
     })
-    const commandOurs = (concurrency: number) => ({
-      run: (ops: number) => concurrently(ops, concurrency, () => exams.create(Entity.create(examFields)))
-    })
 
     const cases: ReadonlyArray<Case> = [
       ...[1, 8].map((c): Case => ({
@@ -153,17 +133,17 @@ export const lmdbCases = (rawPath: string) =>
         // one fsync per append: the machine's fsync latency is noisy, so more (cheap) rounds
         rounds: 5,
         unit: "append",
-        ours: appendOurs(c),
+        ours: ours.append(c),
         raw: appendRaw(c),
         goalRatio: 0.5
       })),
-      { group: "lmdb", name: "append batch of 1,000 events", ops: 50_000, unit: "event", ours: batchOurs, raw: batchRaw, goalRate: 10_000 },
+      { group: "lmdb", name: "append batch of 1,000 events", ops: 50_000, unit: "event", ours: ours.batch, raw: batchRaw, goalRate: 10_000 },
       ...[1, 8].map((c): Case => ({
         group: "lmdb",
         name: `command (load+append+snapshot+outbox), conc. ${c}`,
         ops: 2000,
         unit: "command",
-        ours: commandOurs(c),
+        ours: ours.command(c),
         raw: commandRaw(c)
       }))
     ]

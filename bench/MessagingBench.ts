@@ -227,15 +227,8 @@ const consumeRaw = (raw: RawKafka, label: string, claim?: RawClaim) => (ops: num
     const topic = yield* raw.topic(`consume-raw.${label}`)
     return yield* Effect.promise(async () => {
       await raw.publish(envelopes(topic, ops))
-      const consumer = raw.kafka.consumer({
-        groupId: `${topic}.group`,
-        allowAutoTopicCreation: false,
-        sessionTimeout: 10_000,
-        rebalanceTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        maxWaitTimeInMs: 100,
-        retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
-      })
+      // the same settings as our consumer, so only the work per record differs
+      const consumer = raw.kafka.consumer({ groupId: `${topic}.group`, ...KafkaBroker.consumerSettings })
       let first: number | undefined
       let handled = 0
       let finish!: (at: number) => void

@@ -5,12 +5,10 @@
 import { Effect, Redacted } from "effect"
 import pg from "pg"
 import type { PostgresSettings } from "../src/config/MinosConfig.ts"
-import * as Entity from "../src/domain/Entity.ts"
-import { EventStore } from "../src/eventstore/EventStore.ts"
-import * as Repository from "../src/eventstore/Repository.ts"
 import * as Postgres from "../src/storage/Postgres.ts"
-import { Exam, examFields } from "../test/fixtures/Domain.ts"
+import { examFields } from "../test/fixtures/Domain.ts"
 import { type Case, concurrently } from "./Harness.ts"
+import { batchEvents, createdData, ourStorage } from "./OurStorage.ts"
 
 const uuid = () => crypto.randomUUID()
 
@@ -44,15 +42,9 @@ export const postgresCases = (schema: string) =>
                   CREATE TABLE IF NOT EXISTS raw_snapshots (LIKE minos_snapshots INCLUDING ALL);
                   CREATE TABLE IF NOT EXISTS raw_outbox (LIKE minos_outbox INCLUDING ALL);`)
     )
-    const store = yield* EventStore
-    const exams = yield* Repository.make(Exam, { publish: true })
-    const data = { fields: examFields }
+    const ours = yield* ourStorage
+    const data = createdData
 
-    const appendOurs = (concurrency: number) => ({
-      run: (ops: number) =>
-        concurrently(ops, concurrency, () =>
-          store.append({ aggregate: "Exam", aggregateId: uuid(), expectedVersion: 0, now: Date.now(), events: [{ type: "ExamCreated", data }] }))
-    })
     const appendRaw = (concurrency: number) => ({
       run: (ops: number) =>
         concurrently(ops, concurrency, () =>
@@ -64,21 +56,12 @@ export const postgresCases = (schema: string) =>
             )))
     })
 
-    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ type: "ExamUpdated", data: { diff: [{ name: "seats", value: i }] } }))
-    const batchOurs = {
-      run: (ops: number) =>
-        Effect.gen(function*() {
-          for (let done = 0; done < ops; done += 1000) {
-            yield* store.append({ aggregate: "Exam", aggregateId: uuid(), expectedVersion: 0, now: Date.now(), events: batch(1000) })
-          }
-        })
-    }
     const batchRaw = {
       run: (ops: number) =>
         Effect.promise(async () => {
           for (let done = 0; done < ops; done += 1000) {
             const id = uuid()
-            const events = batch(1000)
+            const events = batchEvents(1000)
             const values: Array<string> = []
             const params: Array<unknown> = [id]
             events.forEach((e, i) => {
@@ -91,9 +74,6 @@ export const postgresCases = (schema: string) =>
     }
 
     // the whole command: load snapshot + events, append, upsert snapshot, stage the outbox row, commit
-    const commandOurs = (concurrency: number) => ({
-      run: (ops: number) => concurrently(ops, concurrency, () => exams.create(Entity.create(examFields)))
-    })
     const commandRaw = (concurrency: number) => ({
       run: (ops: number) =>
         concurrently(ops, concurrency, () =>
@@ -127,17 +107,17 @@ export const postgresCases = (schema: string) =>
         name: `append 1 event, concurrency ${c}`,
         ops: c === 1 ? 1000 : 4000,
         unit: "append",
-        ours: appendOurs(c),
+        ours: ours.append(c),
         raw: appendRaw(c),
         goalRatio: 0.5
       })),
-      { group: "postgres", name: "append batch of 1,000 events", ops: 20_000, unit: "event", ours: batchOurs, raw: batchRaw, goalRate: 10_000 },
+      { group: "postgres", name: "append batch of 1,000 events", ops: 20_000, unit: "event", ours: ours.batch, raw: batchRaw, goalRate: 10_000 },
       ...[1, 32].map((c): Case => ({
         group: "postgres",
         name: `command (load+append+snapshot+outbox), conc. ${c}`,
         ops: c === 1 ? 500 : 2000,
         unit: "command",
-        ours: commandOurs(c),
+        ours: ours.command(c),
         raw: commandRaw(c)
       }))
     ]

@@ -32,6 +32,20 @@ export interface KafkaOptions {
   readonly requestTimeoutMs?: number
 }
 
+/**
+ * The kafkajs consumer settings every `consume` uses (benchmarks reuse them for the raw baseline).
+ *
+ * @since 0.1.0
+ */
+export const consumerSettings = {
+  allowAutoTopicCreation: false,
+  sessionTimeout: 10_000,
+  rebalanceTimeout: 10_000,
+  heartbeatInterval: 1_000,
+  maxWaitTimeInMs: 100,
+  retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
+} as const
+
 const retryableNames = new Set([
   "KafkaJSConnectionError",
   "KafkaJSConnectionClosedError",
@@ -203,15 +217,7 @@ export const make = Effect.fn("KafkaBroker.make")(function*(options: KafkaOption
     const fromBeginning = consumeOptions.fromBeginning ?? true
     const startAt = fromBeginning ? new Map<string, bigint>() : yield* endsOfUncommitted(group, consumeOptions.topics)
     const scope = yield* Effect.scope
-    const consumer: Consumer = kafka.consumer({
-      groupId: group,
-      allowAutoTopicCreation: false,
-      sessionTimeout: 10_000,
-      rebalanceTimeout: 10_000,
-      heartbeatInterval: 1_000,
-      maxWaitTimeInMs: 100,
-      retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
-    })
+    const consumer: Consumer = kafka.consumer({ groupId: group, ...consumerSettings })
     yield* Scope.addFinalizer(scope, Effect.promise(() => consumer.disconnect().catch(() => undefined)))
     // Handlers run as fibers of this scope. Closing the scope first stops new batches, then interrupts
     // the handlers in flight (their records stay uncommitted and go to the next owner), and only then

@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Latch, Layer, Option, Schema, Semaphore } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schema, Semaphore } from "effect"
 import { Broker } from "../broker/Broker.ts"
 import { stableUuid } from "../broker/internal/ids.ts"
 import * as Message from "../broker/Message.ts"
@@ -245,7 +245,6 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
   for (const d of definitions) registry.set(`${d.name}@${d.version}`, d)
   const waiters = new Map<string, Array<Deferred.Deferred<Execution>>>()
   const locks = new Map<string, Semaphore.Semaphore>()
-  const wake = yield* Latch.make(false)
 
   const lockOf = (id: string) => {
     let l = locks.get(id)
@@ -281,7 +280,6 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
     Effect.gen(function*() {
       s.updatedAt = yield* now
       const r = yield* store.put(record(s), rev).pipe(Effect.mapError(storeFailure))
-      if (s.paused !== null) yield* wake.open
       yield* notify(s)
       return r.revision
     })
@@ -682,7 +680,8 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
       if (s.paused !== null) yield* publish(s, s.paused)
     }
     for (;;) {
-      yield* wake.await.pipe(Effect.timeoutOption(tick), Effect.andThen(wake.close))
+      // a due timeout is acted on within one tick of its deadline
+      yield* Effect.sleep(tick)
       yield* sweep.pipe(Effect.catchCause((c) => Effect.logWarning("saga manager: timeout sweep failed", c)))
     }
   }).pipe(Effect.forkScoped)

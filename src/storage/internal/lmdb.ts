@@ -30,6 +30,7 @@ import { Context, Effect, type Scope } from "effect"
 import { type Database, open, type RootDatabase } from "lmdb"
 import type { StoredEvent } from "../../eventstore/EventStore.ts"
 import type { TransactionStatus } from "../../eventstore/Transactions.ts"
+import type { DeadLetter } from "../../queue/Inbox.ts"
 import type { SnapshotRecord } from "../../snapshot/SnapshotStore.ts"
 import { StorageError, type UnitOfWorkShape } from "../UnitOfWork.ts"
 
@@ -82,18 +83,8 @@ export interface OutboxValue {
   readonly createdAt: number
 }
 
-export interface DeadLetterValue {
-  readonly group: string
-  readonly topic: string
-  readonly key: string | null
-  readonly value: string
-  readonly headers: Readonly<Record<string, string>>
-  readonly identifier: string | null
-  readonly error: string
-  readonly attempts: number
-  readonly firstFailedAt: number
-  readonly lastFailedAt: number
-}
+/** A stored dead letter: the port's record without its id (the key). */
+export type DeadLetterValue = Omit<DeadLetter, "id">
 
 export type EventKey = [string, string, number]
 export type StreamKey = [string, string]
