@@ -82,11 +82,26 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
         headers: { "message-id": request.identifier }
       }])
 
+  /**
+   * Inside the caller's storage transaction: claim the message, run the handler, stage a success
+   * reply. `Duplicate` when the claim exists; the handler's failure is returned as its exit.
+   */
+  const claimAndRun = (record: DeliveredRecord, envelope: Message.Envelope, handler: BrokerHandler<any, any, any, Request.Request>, claimId: string, payload: unknown, now: number) =>
+    Effect.gen(function*() {
+      if (!(yield* inbox.claim(options.group, record.topic, claimId, now))) return "Duplicate" as const
+      const request = yield* Request.make({ kind: handler.kind, route: handler.topic, identifier: envelope.identifier, headers: envelope.payload.headers })
+      const result = yield* Effect.exit(withMiddleware(routes.middleware, request, handler.handle(payload)))
+      if (Exit.isSuccess(result) && handler.kind !== "event" && envelope.reply_topic !== null) {
+        const content = handler.success === undefined ? (result.value ?? null) : Schema.encodeSync(handler.success)(result.value)
+        yield* stageReply(envelope, record.key, 200, content, yield* request.replyHeaders)
+      }
+      return { result, replyHeaders: request.replyHeaders }
+    })
+
   /** One attempt: claim + handler + reply in one storage transaction. */
   const attempt = (record: DeliveredRecord, envelope: Message.Envelope, handler: BrokerHandler<any, any, any, Request.Request>, claimId: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const request = yield* Request.make({ kind: handler.kind, route: handler.topic, identifier: envelope.identifier, headers: envelope.payload.headers })
       const decoded = Schema.decodeUnknownExit(handler.payload)(envelope.payload.content, { errors: "all" })
       if (Exit.isFailure(decoded)) {
         const error = Cause.findErrorOption(decoded.cause)
@@ -96,21 +111,15 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
           ? ({ _tag: "DeadLetter", error: message } as Outcome)
           : ({ _tag: "Reply", status: 400, content: { _tag: "InvalidPayload", message, issues }, headers: envelope.payload.headers } as Outcome)
       }
-      const run = withMiddleware(routes.middleware, request, handler.handle(decoded.value))
       return yield* uow.transaction(Effect.gen(function*() {
-        if (!(yield* inbox.claim(options.group, record.topic, claimId, now))) return { _tag: "Duplicate" } as Outcome
-        const result = yield* Effect.exit(run)
-        if (Exit.isSuccess(result)) {
-          if (handler.kind !== "event" && envelope.reply_topic !== null) {
-            const content = handler.success === undefined ? (result.value ?? null) : Schema.encodeSync(handler.success)(result.value)
-            yield* stageReply(envelope, record.key, 200, content, yield* request.replyHeaders)
-          }
-          return { _tag: "Done" } as Outcome
-        }
+        const ran = yield* claimAndRun(record, envelope, handler, claimId, decoded.value, now)
+        if (ran === "Duplicate") return { _tag: "Duplicate" } as Outcome
+        const { replyHeaders, result } = ran
+        if (Exit.isSuccess(result)) return { _tag: "Done" } as Outcome
         const error = Cause.findErrorOption(result.cause)
         if (handler.kind !== "event" && Option.isSome(error) && !isInfrastructure(error.value)) {
           // a domain error is an answer, not a failure: roll the handler back, reply 400
-          return yield* Effect.fail({ _tag: "Reply", status: 400, content: errorBody(error.value), headers: yield* request.replyHeaders } as Outcome)
+          return yield* Effect.fail({ _tag: "Reply", status: 400, content: errorBody(error.value), headers: yield* replyHeaders } as Outcome)
         }
         return yield* Effect.fail(new Retryable(result.cause))
       }))
@@ -217,14 +226,8 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
             const payload = Schema.decodeUnknownExit(handler.payload)(envelope.payload.content)
             if (Exit.isFailure(payload)) return yield* Effect.fail(Fallback)
             const claimId = command !== undefined || handlers.length === 1 ? envelope.identifier : `${envelope.identifier}#${i}`
-            if (!(yield* inbox.claim(options.group, record.topic, claimId, now))) continue
-            const request = yield* Request.make({ kind: handler.kind, route: handler.topic, identifier: envelope.identifier, headers: envelope.payload.headers })
-            const result = yield* Effect.exit(withMiddleware(routes.middleware, request, handler.handle(payload.value)))
-            if (Exit.isFailure(result)) return yield* Effect.fail(Fallback)
-            if (handler.kind !== "event" && envelope.reply_topic !== null) {
-              const content = handler.success === undefined ? (result.value ?? null) : Schema.encodeSync(handler.success)(result.value)
-              yield* stageReply(envelope, record.key, 200, content, yield* request.replyHeaders)
-            }
+            const ran = yield* claimAndRun(record, envelope, handler, claimId, payload.value, now)
+            if (ran !== "Duplicate" && Exit.isFailure(ran.result)) return yield* Effect.fail(Fallback)
           }
         }), { discard: true }))
     }).pipe(Effect.withSpan("Consumer.batch", { attributes: { size: records.length } }))
