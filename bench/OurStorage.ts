@@ -5,7 +5,7 @@
 import { Effect } from "effect"
 import * as Entity from "../src/domain/Entity.ts"
 import { EventStore } from "../src/eventstore/EventStore.ts"
-import * as Repository from "../src/eventstore/Repository.ts"
+import * as Repository from "../src/command/Repository.ts"
 import { Exam, examFields } from "../test/fixtures/Domain.ts"
 import { concurrently, type Measure } from "./Harness.ts"
 

@@ -5,7 +5,7 @@
 import { Effect, Redacted } from "effect"
 import pg from "pg"
 import type { PostgresSettings } from "../src/config/MinosConfig.ts"
-import * as Postgres from "../src/storage/Postgres.ts"
+import * as Postgres from "../src/postgres/Postgres.ts"
 import { examFields } from "../test/fixtures/Domain.ts"
 import { type Case, concurrently } from "./Harness.ts"
 import { batchEvents, createdData, ourStorage } from "./OurStorage.ts"

@@ -9,7 +9,7 @@
 import { Effect, Layer } from "effect"
 import { connect } from "node:net"
 import * as os from "node:os"
-import * as Lmdb from "../src/storage/Lmdb.ts"
+import * as Lmdb from "../src/lmdb/Lmdb.ts"
 import { type Case, printTable, type Result, runCase, writeResults } from "./Harness.ts"
 import { sagaCases, type SagaResult } from "./SagaBench.ts"
 import { lmdbGroup, tempDir } from "./LmdbBench.ts"

@@ -4,7 +4,7 @@
  */
 import { Context, Schema } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
-import type * as Repository from "effect-minos/eventstore/Repository"
+import type * as Repository from "effect-minos/command/Repository"
 
 export const Status = Schema.Literals(["draft", "scheduled", "cancelled"])
 

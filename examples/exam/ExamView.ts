@@ -4,7 +4,7 @@
  * `GET /exams` and the `GetExams` query.
  */
 import { Effect, Option, Schema, Stream } from "effect"
-import * as Condition from "effect-minos/snapshot/Condition"
+import * as Condition from "effect-minos/query/Condition"
 import * as DocumentStore from "effect-minos/readmodel/DocumentStore"
 import { Status } from "./Exam.ts"
 

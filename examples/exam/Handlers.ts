@@ -5,7 +5,7 @@
  */
 import { Effect, Schema } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
-import type * as Repository from "effect-minos/eventstore/Repository"
+import type * as Repository from "effect-minos/command/Repository"
 import * as Router from "effect-minos/router/Router"
 import { SagaManager } from "effect-minos/saga/SagaManager"
 import { Exam, Exams, fields } from "./Exam.ts"

@@ -3,7 +3,7 @@
  * `effect-minos start config.yml` (or `npm start`) runs it.
  */
 import { Effect, Layer } from "effect"
-import * as Repository from "effect-minos/eventstore/Repository"
+import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import { Exam, Exams } from "./Exam.ts"
 import { handlers } from "./Handlers.ts"

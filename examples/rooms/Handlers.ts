@@ -5,7 +5,7 @@
 import { Effect, Option, Schema, Stream } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
 import * as Router from "effect-minos/router/Router"
-import * as Condition from "effect-minos/snapshot/Condition"
+import * as Condition from "effect-minos/query/Condition"
 import { bookingOf, free, Rooms } from "./Room.ts"
 
 const Uuid = Schema.String.check(Schema.isUUID())

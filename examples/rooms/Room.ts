@@ -7,7 +7,7 @@
 import { Context, Result, Schema } from "effect"
 import * as Aggregate from "effect-minos/domain/Aggregate"
 import * as Entity from "effect-minos/domain/Entity"
-import type * as Repository from "effect-minos/eventstore/Repository"
+import type * as Repository from "effect-minos/command/Repository"
 
 export const Booking = Schema.Struct({ examUuid: Schema.String, seats: Schema.Int })
 

@@ -1,5 +1,5 @@
 /** The rooms microservice: `effect-minos start examples/rooms/config.yml`. */
-import * as Repository from "effect-minos/eventstore/Repository"
+import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import { handlers } from "./Handlers.ts"
 import { Room, Rooms } from "./Room.ts"

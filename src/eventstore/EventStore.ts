@@ -7,6 +7,8 @@
  *
  * @since 0.1.0
  */
+import { isJson } from "../internal/Json.ts"
+import { isUuid } from "../internal/Ids.ts"
 import { Context, type Effect, Schema } from "effect"
 
 /**
@@ -136,14 +138,30 @@ export interface EventStoreShape {
  */
 export class EventStore extends Context.Service<EventStore, EventStoreShape>()("effect-minos/eventstore/EventStore") {}
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 /**
  * Aggregate and transaction ids are UUIDs.
  *
  * @since 0.1.0
  */
-export const isUuid = (s: string): boolean => uuidPattern.test(s)
+export { isUuid, NIL } from "../internal/Ids.ts"
 
-/** The nil UUID stands for "no transaction" (the main store) in storage keys. */
-export const NIL = "00000000-0000-0000-0000-000000000000"
+/**
+ * Checks an append's input for the backends; a string says what is wrong.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const checkAppend = (input: AppendInput): string | undefined => {
+  if (!isUuid(input.aggregateId)) return `Aggregate id ${JSON.stringify(input.aggregateId)} is not a UUID`
+  if (typeof input.aggregate !== "string" || input.aggregate.length === 0) return "The aggregate name is empty"
+  if (!Number.isInteger(input.expectedVersion) || input.expectedVersion < 0) return `Expected version must be a non-negative integer, got ${input.expectedVersion}`
+  if (input.transaction !== undefined && !isUuid(input.transaction)) return `Transaction id ${JSON.stringify(input.transaction)} is not a UUID`
+  if (!Number.isFinite(input.now)) return "The event time is not a number"
+  if (input.events.length === 0) return "No events to append"
+  for (const [i, e] of input.events.entries()) {
+    if (typeof e.type !== "string" || e.type.length === 0) return `Event ${i} has no type`
+    if (!isJson(e.data)) return `Event ${i} (${e.type}) data is not JSON`
+    if (e.metadata !== undefined && !isJson(e.metadata)) return `Event ${i} (${e.type}) metadata is not JSON`
+  }
+  return undefined
+}

@@ -37,7 +37,7 @@ import { createServer } from "node:http"
 import { httpStatusOf } from "../domain/DomainError.ts"
 import * as Request from "../router/Request.ts"
 import { type Middleware, type RestHandler, Routes, type RoutesShape, withMiddleware } from "../router/Router.ts"
-import { errorBody, isInfrastructure, schemaIssues } from "../router/internal/outcome.ts"
+import { errorBody, isInfrastructure, schemaIssues } from "../internal/Outcome.ts"
 import * as Health from "./Health.ts"
 import * as Specs from "./Specs.ts"
 

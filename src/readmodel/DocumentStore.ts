@@ -21,8 +21,8 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Option, Schema, Stream } from "effect"
-import { isJson } from "../eventstore/internal/validate.ts"
-import type { Condition, Ordering } from "../snapshot/Condition.ts"
+import { isJson } from "../internal/Json.ts"
+import type { Condition, Ordering } from "../query/Condition.ts"
 
 /**
  * @category models

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Clock, Cron, Effect, Layer, Result } from "effect"
-import { describeCause } from "./internal/outcome.ts"
+import { describeCause } from "../internal/Outcome.ts"
 import * as Request from "./Request.ts"
 import { parseSchedule, type PeriodicHandler, Routes, withMiddleware } from "./Router.ts"
 

@@ -18,7 +18,7 @@ import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as MinosConfig from "../config/MinosConfig.ts"
 import { HttpAddress } from "../http/HttpServer.ts"
-import { describeCause } from "../router/internal/outcome.ts"
+import { describeCause } from "../internal/Outcome.ts"
 
 /**
  * @category models

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
-import * as DeadLetters from "../queue/DeadLetters.ts"
+import * as DeadLetters from "../messaging/DeadLetters.ts"
 import { InboxError } from "../queue/Inbox.ts"
 import * as Router from "../router/Router.ts"
 

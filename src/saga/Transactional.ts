@@ -15,7 +15,7 @@
  */
 import { Clock, Effect, Schema } from "effect"
 import { commitTopic, rejectTopic, reserveTopic } from "../broker/Naming.ts"
-import { CurrentTransaction, TransactionError, Transactions } from "../eventstore/Transactions.ts"
+import { CurrentTransaction, TransactionError, Transactions } from "../transaction/Transactions.ts"
 import { Request } from "../router/Request.ts"
 import * as Router from "../router/Router.ts"
 

@@ -8,9 +8,10 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, type Option, Schema, type Stream } from "effect"
+import { Context, Effect, Option, Schema, type SchemaAST, type Stream } from "effect"
 import type { SnapshotCodec } from "../domain/Aggregate.ts"
-import type { Condition, Ordering } from "./Condition.ts"
+import type { Condition, Ordering } from "../query/Condition.ts"
+import { checkQuery, compareIn, evaluateIn, pathIn } from "../query/Query.ts"
 
 /**
  * @category models
@@ -97,3 +98,50 @@ export interface SnapshotStoreShape {
  * @since 0.1.0
  */
 export class SnapshotStore extends Context.Service<SnapshotStore, SnapshotStoreShape>()("effect-minos/snapshot/SnapshotStore") {}
+
+// ---------------------------------------------------------------------------------------------
+// the parts of the port both backends share (not part of the user-facing API)
+
+/** Checks a find's condition, orderings and limit; the orderings as a list. */
+export const prepareFind = (
+  aggregate: { readonly snapshot: { readonly document: { readonly ast: SchemaAST.AST } } },
+  options: { readonly condition: Condition; readonly ordering?: ReadonlyArray<Ordering> | Ordering | undefined; readonly limit?: number | undefined }
+): { readonly ok: true; readonly ordering: ReadonlyArray<Ordering> } | { readonly ok: false; readonly message: string } => {
+  const ordering: ReadonlyArray<Ordering> = options.ordering === undefined ? [] : Array.isArray(options.ordering) ? options.ordering : [options.ordering as Ordering]
+  const problem = checkQuery(aggregate.snapshot.document.ast, options.condition, ordering)
+  if (problem !== undefined) return { ok: false, message: problem }
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
+    return { ok: false, message: `limit must be a non-negative integer, got ${options.limit}` }
+  }
+  return { ok: true, ordering }
+}
+
+/** `get` on top of `getOption`: a missing aggregate is `NotFound`, a deleted one `Deleted`. */
+export const existing = (aggregate: string, aggregateId: string, found: Option.Option<SnapshotRecord>): Effect.Effect<SnapshotRecord, SnapshotStoreError> =>
+  Option.isNone(found)
+    ? Effect.fail(new SnapshotStoreError({ reason: "NotFound", message: `${aggregate} ${aggregateId} does not exist` }))
+    : found.value.deleted
+    ? Effect.fail(new SnapshotStoreError({ reason: "Deleted", message: `${aggregate} ${aggregateId} was deleted` }))
+    : Effect.succeed(found.value)
+
+/** The value a path addresses; `undefined` when absent (SQL NULL). */
+export const valueAt = (record: SnapshotRecord, path: string): unknown => {
+  switch (path) {
+    case "uuid":
+      return record.aggregateId
+    case "version":
+      return record.version
+    case "createdAt":
+      return record.createdAt
+    case "updatedAt":
+      return record.updatedAt
+  }
+  return pathIn(record.document, path)
+}
+
+/** SQL three-valued logic collapsed as WHERE does: unknown → not matched. */
+export const evaluate = (c: Condition, record: SnapshotRecord): boolean | undefined => evaluateIn(c, (path) => valueAt(record, path))
+
+/** Sorts as `ORDER BY … NULLS LAST` (ASC) / `NULLS FIRST` (DESC), PostgreSQL's defaults. */
+export const compareRecords = (ordering: ReadonlyArray<Ordering>) => (a: SnapshotRecord, b: SnapshotRecord): number =>
+  compareIn(ordering, (p) => valueAt(a, p), (p) => valueAt(b, p))

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { EventStore } from "../eventstore/EventStore.ts"
-import type { Transactions } from "../eventstore/Transactions.ts"
+import type { Transactions } from "../transaction/Transactions.ts"
 import type { Inbox } from "../queue/Inbox.ts"
 import type { DocumentStore } from "../readmodel/DocumentStore.ts"
 import type { Outbox } from "../queue/Outbox.ts"

@@ -2,7 +2,7 @@
 import { assert, it as baseIt } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Ref } from "effect"
 import * as EventStore from "../../src/eventstore/EventStore.ts"
-import { Transactions } from "../../src/eventstore/Transactions.ts"
+import { Transactions } from "../../src/transaction/Transactions.ts"
 import type * as Storage from "../../src/storage/Storage.ts"
 import { UnitOfWork } from "../../src/storage/UnitOfWork.ts"
 

@@ -2,7 +2,7 @@
 import { assert, it as baseIt } from "@effect/vitest"
 import { Effect, Layer, Option, Schema, Stream } from "effect"
 import * as DocumentStore from "../../src/readmodel/DocumentStore.ts"
-import * as C from "../../src/snapshot/Condition.ts"
+import * as C from "../../src/query/Condition.ts"
 import type * as Storage from "../../src/storage/Storage.ts"
 import { UnitOfWork } from "../../src/storage/UnitOfWork.ts"
 

@@ -1,9 +1,9 @@
 /** Conformance suite of the SnapshotStore port; every backend runs it. */
 import { assert, it as baseIt } from "@effect/vitest"
 import { Chunk, Effect, Layer, Option, Stream } from "effect"
-import * as C from "../../src/snapshot/Condition.ts"
+import * as C from "../../src/query/Condition.ts"
 import { type FindOptions, SnapshotStore } from "../../src/snapshot/SnapshotStore.ts"
-import { Transactions } from "../../src/eventstore/Transactions.ts"
+import { Transactions } from "../../src/transaction/Transactions.ts"
 import type * as Storage from "../../src/storage/Storage.ts"
 import { UnitOfWork } from "../../src/storage/UnitOfWork.ts"
 import { Exam } from "../fixtures/Domain.ts"

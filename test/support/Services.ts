@@ -10,7 +10,7 @@ import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { PostgresSettings } from "../../src/config/MinosConfig.ts"
-import * as Postgres from "../../src/storage/Postgres.ts"
+import * as Postgres from "../../src/postgres/Postgres.ts"
 
 export const requireServices = process.env["MINOS_REQUIRE_SERVICES"] === "1"
 

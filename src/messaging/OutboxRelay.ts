@@ -1,0 +1,88 @@
+/**
+ * The outbox relay: a background fiber that publishes committed outbox rows to the broker in order
+ * and removes them only after the broker acknowledged them. It sleeps until a commit wakes it (or the
+ * poll interval passes); while the broker is down it backs off and tries again, losing nothing.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, Layer, Ref } from "effect"
+import { Broker } from "../broker/Broker.ts"
+import { MinosConfig } from "../config/MinosConfig.ts"
+import { Outbox } from "../queue/Outbox.ts"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface RelayOptions {
+  /** Rows per publish (default 1000). */
+  readonly batchSize: number
+  /** Longest idle wait before looking again without a wake-up (default 1 s). */
+  readonly pollIntervalMs: number
+}
+
+/**
+ * Publishes until the outbox is empty; returns how many rows went out.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const drain = (batchSize: number) =>
+  Effect.gen(function*() {
+    const outbox = yield* Outbox
+    const broker = yield* Broker
+    let total = 0
+    for (;;) {
+      const n = yield* outbox.process(batchSize, (rows) => broker.publish(rows))
+      total += n
+      if (n < batchSize) return total
+    }
+  })
+
+/**
+ * The relay loop; runs until interrupted.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const run = (options: RelayOptions) =>
+  Effect.gen(function*() {
+    const outbox = yield* Outbox
+    const failures = yield* Ref.make(0)
+    const loop = Effect.gen(function*() {
+      const n = yield* drain(options.batchSize)
+      yield* Ref.set(failures, 0)
+      if (n === 0) yield* outbox.awaitWork(options.pollIntervalMs)
+    }).pipe(
+      Effect.catchCause((cause) =>
+        Effect.gen(function*() {
+          const count = yield* Ref.updateAndGet(failures, (x) => x + 1)
+          if (count === 1 || count % 20 === 0) yield* Effect.logWarning("outbox relay: publish failed, retrying", cause)
+          yield* Effect.sleep(Duration.millis(Math.min(5_000, 100 * 2 ** Math.min(count, 6))))
+        })
+      )
+    )
+    return yield* Effect.forever(loop)
+  })
+
+/**
+ * The relay for the configured service, as a scoped background part. On shutdown it stops between
+ * batches; what was not published stays in the outbox for the next start.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<never, never, Outbox | Broker | MinosConfig> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* MinosConfig
+    // on shutdown, after the loop stopped: one last bounded flush while the broker is still open
+    yield* Effect.addFinalizer(() =>
+      drain(config.queue.batchSize).pipe(
+        Effect.timeoutOption("5 seconds"),
+        Effect.catchCause((cause) => Effect.logWarning("outbox relay: final flush failed; rows stay for the next start", cause))
+      )
+    )
+    yield* run({ batchSize: config.queue.batchSize, pollIntervalMs: config.queue.pollIntervalMs }).pipe(Effect.forkScoped)
+  })
+)
+

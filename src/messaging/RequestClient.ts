@@ -1,0 +1,125 @@
+/**
+ * Request/reply over the broker: send a command or query and wait for ITS reply. The reply is
+ * matched by the message identifier (minos trusted "the next message on a private topic"), it comes
+ * back on the service's `{Name}Reply` topic, and each instance reads that topic in a group of its own,
+ * so whichever instance sent the request receives the reply.
+ *
+ * @since 0.1.0
+ */
+import { Context, Deferred, Duration, Effect, Layer, Schema } from "effect"
+import { MinosConfig } from "../config/MinosConfig.ts"
+import { Broker } from "../broker/Broker.ts"
+import * as Message from "../broker/Message.ts"
+import { replyTopic } from "../broker/Naming.ts"
+import { Replies } from "./Replies.ts"
+
+/**
+ * A reply: status 200 (success), 400 (domain error), 500 (system error) or 600 (unknown).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Reply {
+  readonly status: Message.Status
+  readonly content: unknown
+  readonly headers: Readonly<Record<string, string>>
+  readonly identifier: string
+}
+
+/**
+ * @category errors
+ * @since 0.1.0
+ */
+export class RequestError extends Schema.TaggedError<RequestError>()("RequestError", {
+  reason: Schema.Literals(["Timeout", "Unavailable", "InvalidInput"]),
+  topic: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  get isRetryable(): boolean {
+    return this.reason !== "InvalidInput"
+  }
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface SendOptions {
+  /** How long to wait for the reply (default 30 s). */
+  readonly timeout?: Duration.Input
+  readonly headers?: Readonly<Record<string, string>>
+  /** Kafka key (partition); default: the identifier. */
+  readonly key?: string
+  /** Use this identifier instead of a fresh one (idempotent re-sends). */
+  readonly identifier?: string
+}
+
+/**
+ * @category services
+ * @since 0.1.0
+ */
+export interface RequestClientShape {
+  readonly send: (topic: string, content: unknown, options?: SendOptions) => Effect.Effect<Reply, RequestError>
+}
+
+/**
+ * @category services
+ * @since 0.1.0
+ */
+export class RequestClient extends Context.Service<RequestClient, RequestClientShape>()("effect-minos/broker/RequestClient") {}
+
+/**
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = Effect.fn("RequestClient.make")(function*(options: { readonly service: string; readonly instance?: string }) {
+  const broker = yield* Broker
+  const replies = yield* Replies
+  const topic = replyTopic(options.service)
+  const instance = options.instance ?? crypto.randomUUID()
+  // a group per instance: every instance sees every reply and keeps the ones it waits for
+  yield* broker.consume({
+    group: `${options.service}.replies.${instance}`,
+    topics: [topic],
+    fromBeginning: false,
+    handle: (records) =>
+      Effect.forEach(records, (r) => {
+        const decoded = Message.decode(r.value)
+        return decoded._tag === "Success" ? replies.deliver(decoded.value) : Effect.void
+      }, { discard: true })
+  })
+
+  const send = Effect.fn("RequestClient.send")(function*(target: string, content: unknown, sendOptions: SendOptions = {}) {
+    const identifier = sendOptions.identifier ?? crypto.randomUUID()
+    const envelope = Message.make({ topic: target, identifier, content, replyTopic: topic, headers: sendOptions.headers })
+    const waiter = yield* replies.expect(identifier)
+    const timeout = sendOptions.timeout ?? Duration.seconds(30)
+    return yield* Effect.gen(function*() {
+      yield* broker.publish([{ topic: target, key: sendOptions.key ?? identifier, value: Message.encode(envelope), headers: { "message-id": identifier } }]).pipe(
+        Effect.mapError((e) =>
+          new RequestError({ reason: e.reason === "InvalidTopic" ? "InvalidInput" : "Unavailable", topic: target, message: e.message, cause: e }))
+      )
+      const reply = yield* Deferred.await(waiter).pipe(
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () => Effect.fail(new RequestError({ reason: "Timeout", topic: target, message: `No reply to ${target} (${identifier}) within ${Duration.format(Duration.fromInputUnsafe(timeout))}` }))
+        })
+      )
+      return { status: Message.normalizeStatus(reply.payload.status), content: reply.payload.content, headers: reply.payload.headers, identifier } satisfies Reply
+    }).pipe(Effect.ensuring(replies.forget(identifier)))
+  })
+
+  return RequestClient.of({ send })
+})
+
+/**
+ * The client for this service (reply topic from `service.name`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<RequestClient, import("../broker/Broker.ts").BrokerError, Broker | Replies | MinosConfig> = Layer.effect(
+  RequestClient,
+  Effect.flatMap(MinosConfig, (config) => make({ service: config.service.name }))
+)

@@ -1,0 +1,113 @@
+/**
+ * PostgreSQL: the connection pool every PostgreSQL backend shares (`@effect/sql-pg`, exposed as
+ * `SqlClient` and `PgClient`), and the storage bundle built on it. Sharing one pool is what lets
+ * events, snapshots, outbox and inbox rows and the user's read-model writes join one ambient
+ * `sql.withTransaction`.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Duration, Effect, Layer } from "effect"
+import { SqlClient, SqlError } from "effect/sql"
+import { MinosConfig, type PostgresSettings } from "../config/MinosConfig.ts"
+import * as PgEventStore from "./PgEventStore.ts"
+import * as PgTransactions from "./PgTransactions.ts"
+import * as PgInbox from "./PgInbox.ts"
+import * as PgDocumentStore from "./PgDocumentStore.ts"
+import * as PgOutbox from "./PgOutbox.ts"
+import * as PgSnapshotStore from "./PgSnapshotStore.ts"
+import { describe, kindOf } from "./internal/Errors.ts"
+import { migrate } from "./internal/Migrations.ts"
+import type * as Storage from "../storage/Storage.ts"
+import { StorageError, UnitOfWork } from "../storage/UnitOfWork.ts"
+
+const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/
+
+/**
+ * A pool for the given settings; connections use `settings.schema` as their search path.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (settings: PostgresSettings): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> => {
+  if (!schemaPattern.test(settings.schema)) throw new Error(`Invalid PostgreSQL schema name ${JSON.stringify(settings.schema)}`)
+  return PgClient.layer({
+    host: settings.host,
+    port: settings.port,
+    database: settings.database,
+    username: settings.user,
+    password: settings.password,
+    maxConnections: settings.maxConnections,
+    connectTimeout: Duration.millis(settings.connectTimeoutMs),
+    applicationName: "effect-minos",
+    startupParameters: settings.schema === "public" ? {} : { search_path: settings.schema }
+  })
+}
+
+const toStorageError = (error: SqlError.SqlError) =>
+  new StorageError({ reason: kindOf(error) === "Unavailable" ? "Unavailable" : "Unknown", message: describe("PostgreSQL transaction", error), cause: error })
+
+/**
+ * The PostgreSQL `UnitOfWork`: the ambient `sql.withTransaction`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeUnitOfWork = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return UnitOfWork.of({
+    backend: "postgres",
+    transaction: (effect) =>
+      sql.withTransaction(effect).pipe(
+        Effect.mapError((e) => (SqlError.isSqlError(e) ? toStorageError(e) : e))
+      ) as Effect.Effect<Effect.Success<typeof effect>, Effect.Error<typeof effect> | StorageError, Effect.Services<typeof effect>>,
+    afterCommit: (effect) => sql.afterCommit(effect)
+  })
+})
+
+/**
+ * Every storage port on PostgreSQL, over an existing pool; runs the migrations first.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, SqlError.SqlError, SqlClient.SqlClient | PgClient.PgClient> =>
+  Layer.mergeAll(
+    Layer.effect(UnitOfWork, makeUnitOfWork),
+    PgEventStore.layer,
+    PgSnapshotStore.layer,
+    PgTransactions.layer,
+    PgOutbox.layer(schema),
+    PgInbox.layer,
+    PgDocumentStore.layer
+  ).pipe(Layer.provide(Layer.effectDiscard(migrate(schema))))
+
+/**
+ * Every storage port on PostgreSQL with its own pool; the pool is exposed too, for the user's
+ * read-model writes in the same transactions.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerStorage = (settings: PostgresSettings): Layer.Layer<Storage.Services | SqlClient.SqlClient | PgClient.PgClient, SqlError.SqlError> =>
+  layerStorageWith(settings.schema).pipe(Layer.provideMerge(layer(settings)))
+
+/**
+ * The pool for `storage.postgres` (or the saga store's settings when storage is LMDB but sagas
+ * are on PostgreSQL).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerFromConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError, MinosConfig> = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* MinosConfig
+    const settings = config.storage.backend === "postgres"
+      ? config.storage.postgres
+      : config.saga.storage.backend === "postgres"
+      ? config.saga.storage.postgres
+      : undefined
+    if (settings === undefined) return yield* Effect.die(new Error("Postgres.layerFromConfig: the config selects no PostgreSQL backend"))
+    return layer(settings)
+  })
+)

@@ -1,0 +1,40 @@
+/**
+ * `effect-minos` command line.
+ *
+ *   effect-minos start [config.yml] [--services] [--entry module]   run a service (docs/runtime.md)
+ *   effect-minos config check [config.yml]                          print the resolved config (secrets redacted)
+ *   effect-minos dead-letters list [config.yml] [--topic T]         list dead letters
+ *   effect-minos dead-letters replay <id|all> [config.yml]          replay one or all
+ *
+ * @since 0.1.0
+ */
+import { Console, Effect } from "effect"
+import * as MinosConfig from "../config/MinosConfig.ts"
+
+const usage = `usage:
+  effect-minos start [config.yml] [--services] [--entry <module>]
+  effect-minos config check [config.yml]
+  effect-minos dead-letters list [config.yml] [--topic <topic>]
+  effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]`
+
+const configCheck = (file: string | undefined) =>
+  MinosConfig.load(file ?? MinosConfig.defaultPath()).pipe(
+    Effect.flatMap((settings) => Console.log(JSON.stringify(MinosConfig.toJson(settings), null, 2))),
+    Effect.as(0),
+    Effect.catchTag("ConfigError", (e) => Effect.as(Console.error(`ConfigError (${e.reason}): ${e.message}`), 1))
+  )
+
+const argv = process.argv.slice(2)
+const [command, ...rest] = argv
+if (command === "start") {
+  const { start } = await import("./Cli.ts")
+  start(rest)
+} else if (command === "dead-letters") {
+  const { deadLetters } = await import("./DeadLettersCommand.ts")
+  process.exitCode = await Effect.runPromise(deadLetters(rest))
+} else if (command === "config" && rest[0] === "check") {
+  process.exitCode = await Effect.runPromise(configCheck(rest[1]))
+} else {
+  await Effect.runPromise(Console.error(usage))
+  process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2
+}
