@@ -61,7 +61,7 @@ export const sagaCases = Effect.fn("SagaBench")(function*() {
     .build
   const service = <const Hs extends ReadonlyArray<Router.Handler>>(name: string, schema: string, handlers: Hs, sagas: ReadonlyArray<Saga.Definition.Any>) =>
     Microservice.layerWith({ handlers, sagas }).pipe(
-      Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+      Layer.provideMerge(Layer.fresh(Microservice.layerRequestClient)),
       Layer.provideMerge(Layer.mergeAll(
         Postgres.layerStorage(pgSettings(schema)),
         Layer.fresh(Replies.layer),

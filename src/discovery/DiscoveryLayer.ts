@@ -1,16 +1,16 @@
 /**
  * Registers the microservice with its registry once the HTTP server listens, and unregisters it
- * when the service stops — minos's `DiscoveryConnector`. Only when `discovery.enabled`.
+ * when the service stops — minos's `DiscoveryConnector`.
  *
  * What it sends (`Discovery.Registration`):
  *
- * - `name`: `service.name`;
+ * - `name`: the service name;
  * - `host`: `MINOS_DISCOVERY_ADDRESS` when set, else the machine's first non-internal IPv4 address
- *   (minos's `get_host_ip`), else the configured `rest.host`;
+ *   (minos's `get_host_ip`), else the host the HTTP server is bound to;
  * - `port`: the port the HTTP server is bound to;
  * - `endpoints`: every REST route, `{url: "/exams/{uuid}", method: "GET"}`, sorted by URL then method.
  *
- * The client is the one `discovery.client` names (`minos` or `kong`), at `discovery.host:port`.
+ * The client is `minos` (minos-discovery's REST API) or `kong` (Kong's admin API), at `host:port`.
  *
  * **Details**
  *
@@ -30,13 +30,26 @@ import { Duration, Effect, Fiber, Layer, Ref } from "effect"
 import type * as HttpClient from "effect/http/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { networkInterfaces } from "node:os"
-import { MinosConfig, type Settings } from "../config/MinosConfig.ts"
 import { HttpAddress } from "../http/HttpServer.ts"
 import { Routes, type RoutesShape } from "../router/Router.ts"
 import { Discovery, DiscoveryError, endpointsOf, type Registration } from "./Discovery.ts"
 import type * as Http from "./internal/http.ts"
 import * as KongDiscoveryClient from "./KongDiscoveryClient.ts"
 import * as MinosDiscoveryClient from "./MinosDiscoveryClient.ts"
+
+/**
+ * Which registry to register with.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RegistryOptions {
+  /** The name the service registers under. */
+  readonly service: string
+  readonly client: "minos" | "kong"
+  readonly host: string
+  readonly port: number
+}
 
 /**
  * @category models
@@ -87,28 +100,27 @@ export const advertisedHost = (fallback: string, env: Readonly<Record<string, st
  * @since 0.1.0
  */
 export const registrationOf = (
-  config: Settings,
+  service: string,
   routes: Pick<RoutesShape, "rest">,
   address: { readonly host: string; readonly port: number },
   env: Readonly<Record<string, string | undefined>> = process.env
 ): Registration => ({
-  name: config.service.name,
+  name: service,
   host: advertisedHost(address.host, env),
   port: address.port,
   endpoints: endpointsOf(routes)
 })
 
 /**
- * The client `discovery.client` selects, at `discovery.host:port`.
+ * The client of the registry, at `host:port`.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layerClient = (policy?: Partial<Http.Policy>): Layer.Layer<Discovery, never, MinosConfig | HttpClient.HttpClient> =>
-  Layer.unwrap(Effect.map(MinosConfig, (config) => {
-    const options = { host: config.discovery.host, port: config.discovery.port, ...(policy === undefined ? {} : { policy }) }
-    return config.discovery.client === "kong" ? KongDiscoveryClient.layer(options) : MinosDiscoveryClient.layer(options)
-  }))
+export const layerClient = (registry: Pick<RegistryOptions, "client" | "host" | "port">, policy?: Partial<Http.Policy>): Layer.Layer<Discovery, never, HttpClient.HttpClient> => {
+  const options = { host: registry.host, port: registry.port, ...(policy === undefined ? {} : { policy }) }
+  return registry.client === "kong" ? KongDiscoveryClient.layer(options) : MinosDiscoveryClient.layer(options)
+}
 
 type State = "pending" | "registering" | "registered" | "rejected"
 
@@ -180,32 +192,20 @@ export const run = Effect.fn("DiscoveryLayer.run")(function*(registration: Regis
 })
 
 /**
- * The background part, with options (tests shorten the backoffs).
+ * Registers the service with the registry once the HTTP server listens (it needs the server's
+ * `HttpAddress`), and unregisters it when the layer is released.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layerWith = (options: Options = {}): Layer.Layer<never, never, MinosConfig | Routes | HttpAddress> =>
-  Layer.unwrap(Effect.map(MinosConfig, (config) => {
-    if (!config.discovery.enabled) return Layer.empty
-    const registering = Layer.effectDiscard(Effect.gen(function*() {
-      const routes = yield* Routes
-      const address = yield* HttpAddress
-      yield* run(registrationOf(config, routes, address, options.env ?? process.env), options)
-    }).pipe(
-      Effect.annotateLogs({ service: config.service.name, discovery: `${config.discovery.client} at ${config.discovery.host}:${config.discovery.port}` })
-    ))
-    return registering.pipe(
-      Layer.provide(layerClient(options.policy)),
-      Layer.provide(NodeHttpClient.layerNodeHttp)
-    )
-  }))
-
-/**
- * Registers the service when `discovery.enabled` (a no-op otherwise). Needs the HTTP server's
- * `HttpAddress`, so it starts once the server listens.
- *
- * @category layers
- * @since 0.1.0
- */
-export const layer: Layer.Layer<never, never, MinosConfig | Routes | HttpAddress> = layerWith()
+export const layer = (registry: RegistryOptions, options: Options = {}): Layer.Layer<never, never, Routes | HttpAddress> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const routes = yield* Routes
+    const address = yield* HttpAddress
+    yield* run(registrationOf(registry.service, routes, address, options.env ?? process.env), options)
+  }).pipe(
+    Effect.annotateLogs({ service: registry.service, discovery: `${registry.client} at ${registry.host}:${registry.port}` })
+  )).pipe(
+    Layer.provide(layerClient(registry, options.policy)),
+    Layer.provide(NodeHttpClient.layerNodeHttp)
+  )

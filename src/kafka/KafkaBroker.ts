@@ -16,7 +16,6 @@
  */
 import { Context, Effect, FiberSet, Layer, Scope } from "effect"
 import { type Admin, type Consumer, Kafka, type KafkaMessage, logLevel, type LogEntry, Partitioners, type Producer } from "kafkajs"
-import { MinosConfig } from "../config/MinosConfig.ts"
 import { Broker, BrokerError, type BrokerShape, type ConsumeOptions, type DeliveredRecord, isValidTopic, type OutgoingRecord } from "../broker/Broker.ts"
 
 /**
@@ -320,19 +319,5 @@ export const layer = (options: KafkaOptions): Layer.Layer<Broker | KafkaClient, 
   Layer.effectContext(
     Effect.map(make(options), ({ broker, client }) => Context.make(Broker, broker).pipe(Context.add(KafkaClient, client)))
   )
-
-/**
- * The Kafka broker the config names (`broker.backend: kafka`).
- *
- * @category layers
- * @since 0.1.0
- */
-export const layerFromConfig: Layer.Layer<Broker | KafkaClient, BrokerError, MinosConfig> = Layer.unwrap(
-  Effect.gen(function*() {
-    const config = yield* MinosConfig
-    if (config.broker.backend !== "kafka") return yield* Effect.die(new Error("KafkaBroker.layerFromConfig: broker.backend is not kafka"))
-    return layer({ brokers: config.broker.brokers, clientId: config.broker.clientId })
-  })
-)
 
 export type { BrokerShape }

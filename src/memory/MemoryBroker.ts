@@ -61,7 +61,6 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Clock, Effect, Exit, FiberSet, Layer, type Scope, Semaphore } from "effect"
 import { type Database, open, type RootDatabase } from "lmdb"
-import { MinosConfig, type Settings } from "../config/MinosConfig.ts"
 import { Broker, BrokerError, type BrokerShape, type ConsumeOptions, type DeliveredRecord, isValidTopic, type OutgoingRecord } from "../broker/Broker.ts"
 
 /**
@@ -885,37 +884,5 @@ type MakeLayer = {
  * @since 0.1.0
  */
 export const layer: MakeLayer = ((options?: MemoryOptions) => Layer.effect(Broker, makeBroker(options))) as MakeLayer
-
-/**
- * The folder `layerFromConfig` keeps the broker's log in: next to the LMDB storage
- * (`<storage.path>-broker`), or `./data/<service name>-broker` when the storage is PostgreSQL.
- *
- * @category utils
- * @since 0.1.0
- */
-export const persistencePath = (config: Pick<Settings, "storage" | "service">): string => {
-  const storage = config.storage
-  if (storage.backend === "lmdb") {
-    const path = storage.path.replace(/[\\/]+$/, "")
-    if (path !== "") return `${path}-broker`
-  }
-  return `./data/${config.service.name.replace(/[^A-Za-z0-9._-]/g, "_")}-broker`
-}
-
-/**
- * The in-process broker the config names (`broker.backend: memory`), persisted to
- * {@link persistencePath}: what the embedded default runs, so nothing acknowledged to the outbox
- * relay is lost when the process stops.
- *
- * @category layers
- * @since 0.1.0
- */
-export const layerFromConfig: Layer.Layer<Broker, BrokerError, MinosConfig> = Layer.unwrap(
-  Effect.gen(function*() {
-    const config = yield* MinosConfig
-    if (config.broker.backend !== "memory") return yield* Effect.die(new Error("MemoryBroker.layerFromConfig: broker.backend is not memory"))
-    return layer({ persistence: { path: persistencePath(config) } })
-  })
-)
 
 export type { BrokerShape }

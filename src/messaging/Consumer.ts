@@ -18,7 +18,6 @@ import { Broker, type DeliveredRecord } from "../broker/Broker.ts"
 import * as Message from "../broker/Message.ts"
 import { deadLetterTopic, replyTopic } from "../broker/Naming.ts"
 import { Replies } from "./Replies.ts"
-import { MinosConfig } from "../config/MinosConfig.ts"
 import { describeCause, errorBody, isInfrastructure, schemaIssues } from "../internal/Outcome.ts"
 import * as Request from "../router/Request.ts"
 import { type BrokerHandler, Routes, withMiddleware } from "../router/Router.ts"
@@ -256,19 +255,24 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
 })
 
 /**
- * The consumer of the configured service, as a scoped background part.
+ * The consumer of a service, as a scoped background part: group = the service name, replies on
+ * `{Name}Reply`.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer = (extra: { readonly topics?: ReadonlyArray<string> } = {}) =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const config = yield* MinosConfig
-    yield* make({
-      group: config.service.name,
-      replyTopic: replyTopic(config.service.name),
-      retry: config.queue.retry,
-      backoffMs: config.queue.retryBackoffMs,
-      ...(extra.topics === undefined ? {} : { topics: extra.topics })
-    })
+export const layer = (options: {
+  readonly service: string
+  readonly retry: number
+  readonly backoffMs: number
+  readonly concurrency?: number
+  readonly topics?: ReadonlyArray<string>
+}) =>
+  Layer.effectDiscard(make({
+    group: options.service,
+    replyTopic: replyTopic(options.service),
+    retry: options.retry,
+    backoffMs: options.backoffMs,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.topics === undefined ? {} : { topics: options.topics })
   }))

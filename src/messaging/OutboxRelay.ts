@@ -7,7 +7,6 @@
  */
 import { Duration, Effect, Layer, Ref } from "effect"
 import { Broker } from "../broker/Broker.ts"
-import { MinosConfig } from "../config/MinosConfig.ts"
 import { Outbox } from "../queue/Outbox.ts"
 
 /**
@@ -72,17 +71,16 @@ export const run = (options: RelayOptions) =>
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<never, never, Outbox | Broker | MinosConfig> = Layer.effectDiscard(
+export const layer = (options: RelayOptions): Layer.Layer<never, never, Outbox | Broker> => Layer.effectDiscard(
   Effect.gen(function*() {
-    const config = yield* MinosConfig
     // on shutdown, after the loop stopped: one last bounded flush while the broker is still open
     yield* Effect.addFinalizer(() =>
-      drain(config.queue.batchSize).pipe(
+      drain(options.batchSize).pipe(
         Effect.timeoutOption("5 seconds"),
         Effect.catchCause((cause) => Effect.logWarning("outbox relay: final flush failed; rows stay for the next start", cause))
       )
     )
-    yield* run({ batchSize: config.queue.batchSize, pollIntervalMs: config.queue.pollIntervalMs }).pipe(Effect.forkScoped)
+    yield* run(options).pipe(Effect.forkScoped)
   })
 )
 

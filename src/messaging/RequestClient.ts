@@ -7,7 +7,6 @@
  * @since 0.1.0
  */
 import { Context, Deferred, Duration, Effect, Layer, Schema } from "effect"
-import { MinosConfig } from "../config/MinosConfig.ts"
 import { Broker } from "../broker/Broker.ts"
 import * as Message from "../broker/Message.ts"
 import { replyTopic } from "../broker/Naming.ts"
@@ -114,12 +113,10 @@ export const make = Effect.fn("RequestClient.make")(function*(options: { readonl
 })
 
 /**
- * The client for this service (reply topic from `service.name`).
+ * The client of a service (its replies come back on `{service}Reply`).
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<RequestClient, import("../broker/Broker.ts").BrokerError, Broker | Replies | MinosConfig> = Layer.effect(
-  RequestClient,
-  Effect.flatMap(MinosConfig, (config) => make({ service: config.service.name }))
-)
+export const layer = (options: { readonly service: string }): Layer.Layer<RequestClient, import("../broker/Broker.ts").BrokerError, Broker | Replies> =>
+  Layer.effect(RequestClient, make(options))

@@ -9,7 +9,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Layer } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
-import { MinosConfig, type PostgresSettings } from "../config/MinosConfig.ts"
+import type { Redacted } from "effect"
 import * as PgEventStore from "./PgEventStore.ts"
 import * as PgTransactions from "./PgTransactions.ts"
 import * as PgInbox from "./PgInbox.ts"
@@ -21,6 +21,24 @@ import { migrate } from "./internal/Migrations.ts"
 import type * as Storage from "../storage/Storage.ts"
 import { StorageError, UnitOfWork } from "../storage/UnitOfWork.ts"
 
+/**
+ * Where and how to connect.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PostgresOptions {
+  readonly host: string
+  readonly port: number
+  readonly database: string
+  readonly user: string
+  readonly password: Redacted.Redacted<string>
+  readonly maxConnections: number
+  readonly connectTimeoutMs: number
+  /** Schema for every table (the connections' `search_path`). */
+  readonly schema: string
+}
+
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/
 
 /**
@@ -29,7 +47,7 @@ const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/
  * @category layers
  * @since 0.1.0
  */
-export const layer = (settings: PostgresSettings): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> => {
+export const layer = (settings: PostgresOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> => {
   if (!schemaPattern.test(settings.schema)) throw new Error(`Invalid PostgreSQL schema name ${JSON.stringify(settings.schema)}`)
   return PgClient.layer({
     host: settings.host,
@@ -89,25 +107,5 @@ export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, 
  * @category layers
  * @since 0.1.0
  */
-export const layerStorage = (settings: PostgresSettings): Layer.Layer<Storage.Services | SqlClient.SqlClient | PgClient.PgClient, SqlError.SqlError> =>
+export const layerStorage = (settings: PostgresOptions): Layer.Layer<Storage.Services | SqlClient.SqlClient | PgClient.PgClient, SqlError.SqlError> =>
   layerStorageWith(settings.schema).pipe(Layer.provideMerge(layer(settings)))
-
-/**
- * The pool for `storage.postgres` (or the saga store's settings when storage is LMDB but sagas
- * are on PostgreSQL).
- *
- * @category layers
- * @since 0.1.0
- */
-export const layerFromConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError, MinosConfig> = Layer.unwrap(
-  Effect.gen(function*() {
-    const config = yield* MinosConfig
-    const settings = config.storage.backend === "postgres"
-      ? config.storage.postgres
-      : config.saga.storage.backend === "postgres"
-      ? config.saga.storage.postgres
-      : undefined
-    if (settings === undefined) return yield* Effect.die(new Error("Postgres.layerFromConfig: the config selects no PostgreSQL backend"))
-    return layer(settings)
-  })
-)

@@ -13,12 +13,14 @@
  * @since 0.1.0
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Context, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Context, Data, Effect, Exit, Layer, Option } from "effect"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as MinosConfig from "../config/MinosConfig.ts"
 import { HttpAddress } from "../http/HttpServer.ts"
 import { describeCause } from "../internal/Outcome.ts"
+import type { RouteError } from "../router/Router.ts"
+import type { StartupError } from "./Microservice.ts"
 
 /**
  * @category models
@@ -45,17 +47,6 @@ export const parseArgs = (argv: ReadonlyArray<string>): StartOptions => {
     else if (!a.startsWith("-")) out.config = a
   }
   return out
-}
-
-const explain = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.findErrorOption(cause)
-  if (Option.isSome(error)) {
-    const e = error.value as { _tag?: string; dependency?: string; message?: string }
-    if (e._tag === "StartupError") return `${e.dependency}: ${e.message}`
-    if (e._tag === "ConfigError") return `config: ${e.message}`
-    if (e._tag === "RouteError") return `routes: ${e.message}`
-  }
-  return describeCause(cause)
 }
 
 /**
@@ -98,17 +89,40 @@ export const program = (options: StartOptions) =>
     if (!Layer.isLayer(module.default)) {
       return yield* Effect.fail(new MinosConfig.ConfigError({ reason: "InvalidValue", file: settings.source.file, path: "service.entry", detail: `${entry} has no default export of a service layer` }))
     }
-    return yield* serve(module.default as Layer.Layer<unknown, unknown, MinosConfig.MinosConfig>, settings)
+    // a dynamic import is untyped: the entry's default export is a `Microservice.layer(...)`
+    return yield* serve(module.default as ServiceLayer, settings)
   })
+
+/**
+ * What an entry module exports: a service as `Microservice.layer` builds it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ServiceLayer = Layer.Layer<unknown, StartupError | RouteError | MinosConfig.ConfigError, MinosConfig.MinosConfig>
+
+const cannotStart = (line: string) => Effect.andThen(Effect.logError(`cannot start: ${line}`), Effect.fail(new Exit1()))
+
+/** The process failed and said why already. */
+class Exit1 extends Data.TaggedError("Exit1") {}
 
 /**
  * Runs an effect as the process: interruption by a signal exits 0, a failure logs one line and exits 1.
  *
  * @since 0.1.0
  */
-export const runMain = <A, E>(effect: Effect.Effect<A, E>): void =>
+export const runMain = <A>(effect: Effect.Effect<A, StartupError | RouteError | MinosConfig.ConfigError>): void =>
   effect.pipe(
-    Effect.tapCause((cause) => (Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError(`cannot start: ${explain(cause)}`))),
+    Effect.catchTags({
+      StartupError: (e) => cannotStart(`${e.dependency}: ${e.message}`),
+      ConfigError: (e) => cannotStart(`config: ${e.message}`),
+      RouteError: (e) => cannotStart(`routes: ${e.message}`)
+    }),
+    Effect.tapCause((cause) =>
+      Cause.hasInterruptsOnly(cause) || Cause.findErrorOption(cause).pipe(Option.exists((e) => e instanceof Exit1))
+        ? Effect.void
+        : Effect.logError(`cannot start: ${describeCause(cause)}`)
+    ),
     NodeRuntime.runMain({
       disableErrorReporting: true,
       teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)

@@ -16,15 +16,14 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer, Schema } from "effect"
-import type { SqlError } from "effect/sql"
+import { Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
 import { connect } from "node:net"
 import { Broker } from "../broker/Broker.ts"
 import * as KafkaBroker from "../kafka/KafkaBroker.ts"
 import * as MemoryBroker from "../memory/MemoryBroker.ts"
 import * as Replies from "../messaging/Replies.ts"
 import * as RequestClient from "../messaging/RequestClient.ts"
-import { MinosConfig } from "../config/MinosConfig.ts"
+import { MinosConfig, type Settings } from "../config/MinosConfig.ts"
 import * as DiscoveryLayer from "../discovery/DiscoveryLayer.ts"
 import * as Health from "../http/Health.ts"
 import * as HttpServer from "../http/HttpServer.ts"
@@ -40,11 +39,12 @@ import * as LmdbSagaStore from "../lmdb/LmdbSagaStore.ts"
 import * as PgSagaStore from "../postgres/PgSagaStore.ts"
 import type * as Saga from "../saga/Saga.ts"
 import * as SagaManager from "../saga/SagaManager.ts"
+import type { SagaStore } from "../saga/SagaStore.ts"
 import * as Transactional from "../saga/Transactional.ts"
 import * as Lmdb from "../lmdb/Lmdb.ts"
 import * as Postgres from "../postgres/Postgres.ts"
 import type * as Storage from "../storage/Storage.ts"
-import { type StorageError, UnitOfWork } from "../storage/UnitOfWork.ts"
+import { UnitOfWork } from "../storage/UnitOfWork.ts"
 import { mapError } from "./internal/layers.ts"
 
 /**
@@ -79,7 +79,7 @@ export interface Definition<Hs extends ReadonlyArray<Handler>, S, E> {
   /** Saga definitions this service coordinates (see `SagaManager`). */
   readonly sagas?: ReadonlyArray<Saga.Definition.Any>
   /** Extra background parts that need the infrastructure and the user's services. */
-  readonly background?: Layer.Layer<never, unknown, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
+  readonly background?: Layer.Layer<never, E, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
 }
 
 const answers = (host: string, port: number) =>
@@ -94,24 +94,54 @@ const answers = (host: string, port: number) =>
     socket.once("error", () => done(false))
   })
 
-/** Waits until host:port accepts connections, logging what it waits for. */
-const waitFor = (dependency: string, host: string, port: number, hint: string) =>
+const hostPort = (address: string, defaultPort: number) => {
+  const i = address.lastIndexOf(":")
+  return i < 0 ? { host: address, port: defaultPort } : { host: address.slice(0, i), port: Number(address.slice(i + 1)) }
+}
+
+/**
+ * Waits until one of `addresses` accepts connections (`startup.retries` × `startup.retry_delay_ms`),
+ * logging what it waits for.
+ */
+const waitFor = (dependency: string, addresses: ReadonlyArray<{ readonly host: string; readonly port: number }>, hint: string) =>
   Effect.gen(function*() {
     const config = yield* MinosConfig
-    for (let attempt = 0; ; attempt++) {
-      if (yield* answers(host, port)) return
-      if (attempt >= config.startup.retries) {
-        return yield* Effect.fail(new StartupError({ dependency, message: `${dependency} at ${host}:${port} does not answer after ${attempt + 1} attempts. ${hint}` }))
-      }
+    const where = addresses.map((a) => `${a.host}:${a.port}`).join(",")
+    const attempts = yield* Ref.make(0)
+    const probe = Effect.gen(function*() {
+      const attempt = yield* Ref.getAndUpdate(attempts, (n) => n + 1)
+      const up = yield* Effect.forEach(addresses, (a) => answers(a.host, a.port), { concurrency: "unbounded" })
+      if (up.some((ok) => ok)) return
       if (attempt === 0 || attempt % 10 === 0) {
-        yield* Effect.logWarning(`waiting for ${dependency} at ${host}:${port} (attempt ${attempt + 1}/${config.startup.retries + 1}). ${hint}`)
+        yield* Effect.logWarning(`waiting for ${dependency} at ${where} (attempt ${attempt + 1}/${config.startup.retries + 1}). ${hint}`)
       }
-      yield* Effect.sleep(Duration.millis(config.startup.retryDelayMs))
-    }
+      return yield* Effect.fail(attempt)
+    })
+    yield* probe.pipe(
+      Effect.retry(Schedule.spaced(Duration.millis(config.startup.retryDelayMs)).pipe(Schedule.upTo({ times: config.startup.retries }))),
+      Effect.catch((attempt) =>
+        Effect.fail(new StartupError({ dependency, message: `${dependency} at ${where} does not answer after ${attempt + 1} attempts. ${hint}` }))
+      )
+    )
   })
 
 const pgHint = "Start it (`docker compose up -d` or `npm run services:up`) or check storage.postgres in the config."
 const kafkaHint = "Start it (`docker compose up -d` or `npm run services:up`) or check broker.host/port in the config."
+
+/**
+ * The folder the in-process broker keeps its log in: next to the LMDB storage
+ * (`<storage.path>-broker`), or `./data/<service name>-broker` when the storage is PostgreSQL.
+ *
+ * @since 0.1.0
+ */
+export const memoryBrokerPath = (config: Pick<Settings, "storage" | "service">): string => {
+  const storage = config.storage
+  if (storage.backend === "lmdb") {
+    const path = storage.path.replace(/[\\/]+$/, "")
+    if (path !== "") return `${path}-broker`
+  }
+  return `./data/${config.service.name.replace(/[^A-Za-z0-9._-]/g, "_")}-broker`
+}
 
 /**
  * The storage bundle the config selects.
@@ -124,18 +154,20 @@ export const layerStorage: Layer.Layer<Storage.Services, StartupError, MinosConf
     const config = yield* MinosConfig
     if (config.storage.backend === "lmdb") {
       const path = config.storage.path
-      return mapError(Lmdb.layer({ path, mapSize: config.storage.mapSize }) as Layer.Layer<Storage.Services, StorageError>, (e) =>
+      const lmdb: Layer.Layer<Storage.Services, StartupError> = mapError(Lmdb.layer({ path, mapSize: config.storage.mapSize }), (e) =>
         new StartupError({ dependency: "LMDB", message: `Cannot open the LMDB store at ${path}: ${e.message}`, cause: e }))
+      return lmdb
     }
     const pg = config.storage.postgres
-    yield* waitFor("PostgreSQL", pg.host, pg.port, pgHint)
-    return mapError(Postgres.layerStorage(pg) as Layer.Layer<Storage.Services, SqlError.SqlError>, (e) =>
+    yield* waitFor("PostgreSQL", [pg], pgHint)
+    return mapError(Postgres.layerStorage(pg), (e) =>
       new StartupError({ dependency: "PostgreSQL", message: `PostgreSQL ${pg.user}@${pg.host}:${pg.port}/${pg.database} refused the connection or the migration (${e.reason._tag}: ${e.message}). ${pgHint}`, cause: e }))
   })
 )
 
 /**
- * The broker the config selects.
+ * The broker the config selects: the in-process one persisted next to the storage
+ * ({@link memoryBrokerPath}), or Kafka.
  *
  * @category layers
  * @since 0.1.0
@@ -143,13 +175,27 @@ export const layerStorage: Layer.Layer<Storage.Services, StartupError, MinosConf
 export const layerBroker: Layer.Layer<Broker, StartupError, MinosConfig> = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* MinosConfig
-    if (config.broker.backend === "memory") return mapError(MemoryBroker.layerFromConfig, (e) => new StartupError({ dependency: "Broker", message: `Cannot open the in-process broker's log: ${e.message}`, cause: e }))
-    const [host, port] = config.broker.brokers[0]!.split(":")
-    yield* waitFor("Kafka", host!, Number(port ?? 9092), kafkaHint)
+    if (config.broker.backend === "memory") {
+      return mapError(MemoryBroker.layer({ persistence: { path: memoryBrokerPath(config) } }), (e) =>
+        new StartupError({ dependency: "Broker", message: `Cannot open the in-process broker's log: ${e.message}`, cause: e }))
+    }
     const brokers = config.broker.brokers
+    yield* waitFor("Kafka", brokers.map((b) => hostPort(b, 9092)), kafkaHint)
     return mapError(KafkaBroker.layer({ brokers, clientId: config.broker.clientId }), (e) =>
       new StartupError({ dependency: "Kafka", message: `Kafka at ${brokers.join(",")}: ${e.message}. ${kafkaHint}`, cause: e }))
   })
+)
+
+/**
+ * The request/reply client of the configured service.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerRequestClient: Layer.Layer<RequestClient.RequestClient, StartupError, MinosConfig | Broker | Replies.Replies> = Layer.unwrap(
+  Effect.map(MinosConfig, (config) =>
+    mapError(RequestClient.layer({ service: config.service.name }), (e) =>
+      new StartupError({ dependency: "Kafka", message: `Cannot read the reply topic: ${e.message}`, cause: e })))
 )
 
 /**
@@ -158,10 +204,9 @@ export const layerBroker: Layer.Layer<Broker, StartupError, MinosConfig> = Layer
  * @category layers
  * @since 0.1.0
  */
-export const layerInfrastructure: Layer.Layer<Exclude<Infrastructure, MinosConfig>, StartupError, MinosConfig> = mapError(
-  RequestClient.layer,
-  (e) => new StartupError({ dependency: "Kafka", message: `Cannot read the reply topic: ${e.message}`, cause: e })
-).pipe(Layer.provideMerge(Layer.mergeAll(layerStorage, layerBroker, Replies.layer)))
+export const layerInfrastructure: Layer.Layer<Exclude<Infrastructure, MinosConfig>, StartupError, MinosConfig> = layerRequestClient.pipe(
+  Layer.provideMerge(Layer.mergeAll(layerStorage, layerBroker, Replies.layer))
+)
 
 /**
  * Health checks of the infrastructure: the storage answers a read, the broker a ping.
@@ -187,7 +232,7 @@ export const layerHealth: Layer.Layer<Health.Health, never, EventStore | Broker>
  * @category layers
  * @since 0.1.0
  */
-export const layerSagaStore = Layer.unwrap(
+export const layerSagaStore: Layer.Layer<SagaStore, StartupError, MinosConfig> = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* MinosConfig
     const storage = config.saga.storage
@@ -197,14 +242,51 @@ export const layerSagaStore = Layer.unwrap(
     }
     const pg = storage.postgres
     return mapError(PgSagaStore.layer.pipe(Layer.provide(Postgres.layer(pg))), (e) =>
-      new StartupError({ dependency: "PostgreSQL", message: `Cannot open the saga store in ${pg.database}: ${String((e as { message?: string }).message ?? e)}. ${pgHint}`, cause: e }))
+      new StartupError({ dependency: "PostgreSQL", message: `Cannot open the saga store in ${pg.database}: ${e.message}. ${pgHint}`, cause: e }))
   })
 )
 
-const mapErrorToStartup = (dependency: string, message: (e: unknown) => string) => <A, E, R>(layer: Layer.Layer<A, E, R>) =>
-  mapError(layer, (e) => new StartupError({ dependency, message: message(e), cause: e }))
+/**
+ * Registration with the registry `discovery` names, when `discovery.enabled` (nothing otherwise).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerDiscovery = (options: DiscoveryLayer.Options = {}): Layer.Layer<never, never, MinosConfig | Router.Routes | HttpServer.HttpAddress> =>
+  Layer.unwrap(Effect.map(MinosConfig, (config) =>
+    config.discovery.enabled
+      ? DiscoveryLayer.layer({ service: config.service.name, client: config.discovery.client, host: config.discovery.host, port: config.discovery.port }, options)
+      : Layer.empty))
 
-const when = <A, E, R>(on: boolean, layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> => (on ? layer : (Layer.empty as unknown as Layer.Layer<A, E, R>))
+const when = <E, R>(on: boolean, layer: Layer.Layer<never, E, R>): Layer.Layer<never, E, R> => (on ? layer : Layer.empty)
+
+/**
+ * The background parts the config switches on: consumer, relay, periodic jobs, HTTP server (with
+ * discovery).
+ */
+const layerBackground = (config: Settings) => {
+  const http = HttpServer.layer({
+    host: config.rest.host,
+    port: config.rest.port,
+    bodyLimitBytes: config.rest.bodyLimitBytes,
+    requestTimeoutMs: config.rest.requestTimeoutMs,
+    serviceName: config.service.name
+  }).pipe(
+    mapError((e) => new StartupError({ dependency: "HTTP", message: `Cannot listen on ${config.rest.host}:${config.rest.port} (${e.message}); is the port in use? Set rest.port or MINOS_REST_PORT`, cause: e })),
+    Layer.provide(Layer.fresh(layerHealth))
+  )
+  // registers with the registry once the server listens (it needs the bound HttpAddress)
+  const httpAndDiscovery = Layer.fresh(layerDiscovery()).pipe(Layer.provideMerge(http))
+  const consumer = Consumer.layer({ service: config.service.name, retry: config.queue.retry, backoffMs: config.queue.retryBackoffMs }).pipe(
+    mapError((e) => new StartupError({ dependency: "Broker", message: `Cannot join the consumer group: ${e.message}`, cause: e }))
+  )
+  return Layer.mergeAll(
+    when(config.components.consumer, consumer),
+    when(config.components.relay, Layer.fresh(OutboxRelay.layer({ batchSize: config.queue.batchSize, pollIntervalMs: config.queue.pollIntervalMs }))),
+    when(config.components.periodic, Layer.fresh(Scheduler.layer)),
+    when(config.rest.enabled, httpAndDiscovery)
+  )
+}
 
 /**
  * The service on infrastructure provided by the caller (tests share one broker and one store
@@ -215,50 +297,24 @@ const when = <A, E, R>(on: boolean, layer: Layer.Layer<A, E, R>): Layer.Layer<A,
  */
 export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E = never>(
   definition: Definition<Hs, S, E>
-): Layer.Layer<S | SagaManager.SagaManager, unknown, Infrastructure> => {
-  const services = (definition.services ?? Layer.empty) as Layer.Layer<S, E, Infrastructure>
-  const sagas = Layer.unwrap(Effect.map(MinosConfig, (config) =>
-    Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
+): Layer.Layer<S | SagaManager.SagaManager, E | StartupError | Router.RouteError, Infrastructure> =>
+  Layer.unwrap(Effect.map(MinosConfig, (config) => {
+    // without `services`, S is inferred as never and the empty layer is exactly that
+    const services = definition.services ?? (Layer.empty as unknown as Layer.Layer<S, E, Infrastructure>)
+    const sagas = Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
       // fresh: two services built together (tests, one process) must not share one store
       Layer.provide(Layer.fresh(layerSagaStore))
     )
-  )) as Layer.Layer<SagaManager.SagaManager, unknown, S | Infrastructure>
-  const routes = Layer.unwrap(Effect.map(MinosConfig, (config) =>
-    Router.layer([
+    const routes = Router.layer([
       ...definition.handlers,
       ...(config.components.system ? SystemRoutes.handlers : []),
       ...(config.components.sagas ? [...Transactional.handlers(config.service.name), ...SagaRoutes.handlers] : [])
     ], {
       middleware: [...(config.components.sagas ? [Transactional.middleware(config.service.name)] : []), ...(definition.middleware ?? [])]
     })
-  )) as Layer.Layer<Router.Routes, Router.RouteError, S | Infrastructure | SagaManager.SagaManager>
-  const background = Layer.unwrap(
-    Effect.gen(function*() {
-      const config = yield* MinosConfig
-      const http = HttpServer.layer({
-        host: config.rest.host,
-        port: config.rest.port,
-        bodyLimitBytes: config.rest.bodyLimitBytes,
-        requestTimeoutMs: config.rest.requestTimeoutMs,
-        serviceName: config.service.name
-      }).pipe(
-        mapErrorToStartup("HTTP", (e) => `Cannot listen on ${config.rest.host}:${config.rest.port} (${String((e as { message?: string }).message ?? e)}); is the port in use? Set rest.port or MINOS_REST_PORT`),
-        Layer.provide(Layer.fresh(layerHealth))
-      )
-      // Registers with the registry once the server listens (it needs the bound HttpAddress).
-      const httpAndDiscovery = config.discovery.enabled ? Layer.fresh(DiscoveryLayer.layer).pipe(Layer.provideMerge(http)) : http
-      const parts: Array<Layer.Layer<never, unknown, any>> = [
-        when(config.components.consumer, Consumer.layer()),
-        when(config.components.relay, Layer.fresh(OutboxRelay.layer)),
-        when(config.components.periodic, Layer.fresh(Scheduler.layer)),
-        when(config.rest.enabled, httpAndDiscovery as Layer.Layer<any, unknown, any>)
-      ]
-      if (definition.background !== undefined) parts.push(definition.background)
-      return Layer.mergeAll(...(parts as [Layer.Layer<never, unknown, any>]))
-    })
-  ) as Layer.Layer<never, unknown, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
-  return background.pipe(Layer.provideMerge(routes), Layer.provideMerge(sagas), Layer.provideMerge(services)) as Layer.Layer<S | SagaManager.SagaManager, unknown, Infrastructure>
-}
+    const background = definition.background === undefined ? layerBackground(config) : Layer.merge(layerBackground(config), definition.background)
+    return background.pipe(Layer.provideMerge(routes), Layer.provideMerge(sagas), Layer.provideMerge(services))
+  }))
 
 /**
  * The whole service, infrastructure included. Launch it with `Layer.launch` (see `Cli.ts`).
@@ -268,7 +324,8 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
  */
 export const layer = <const Hs extends ReadonlyArray<Handler>, S = never, E = never>(
   definition: Definition<Hs, S, E>
-): Layer.Layer<S | SagaManager.SagaManager | Exclude<Infrastructure, MinosConfig>, unknown, MinosConfig> => layerWith(definition).pipe(Layer.provideMerge(layerInfrastructure))
+): Layer.Layer<S | SagaManager.SagaManager | Exclude<Infrastructure, MinosConfig>, E | StartupError | Router.RouteError, MinosConfig> =>
+  layerWith(definition).pipe(Layer.provideMerge(layerInfrastructure))
 
 /**
  * The storage unit of work, for code that writes read models next to handlers.

@@ -64,7 +64,7 @@ const address = Layer.succeed(HttpAddress, HttpAddress.of({ host: "0.0.0.0", por
 
 /** The discovery background part of a service "exams" listening on port 4321. */
 const discoveryPart = (config: MinosConfig.Settings, options: DiscoveryLayer.Options = fast) =>
-  DiscoveryLayer.layerWith(options).pipe(Layer.provide(Layer.mergeAll(MinosConfig.layerSettings(config), Router.layer(handlers), address)))
+  Microservice.layerDiscovery(options).pipe(Layer.provide(Layer.mergeAll(MinosConfig.layerSettings(config), Router.layer(handlers), address)))
 
 interface Line {
   readonly level: string

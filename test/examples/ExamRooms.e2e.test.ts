@@ -121,9 +121,8 @@ describePostgres("examples on PostgreSQL", () => {
         const reply = yield* Effect.gen(function*() {
           const client = yield* RequestClient
           return yield* client.send("BookRoom", { examUuid: crypto.randomUUID(), seats: 2 }, { timeout: "30 seconds" })
-        }).pipe(Effect.provide(RequestClientModule.layer.pipe(
-          Layer.provide(Layer.mergeAll(KafkaBroker.layer({ brokers: kafkaBrokers, clientId: `e2e-${run}` }), Replies.layer)),
-          Layer.provide(MinosConfig.layerSettings(settings({ name: "exam" })))
+        }).pipe(Effect.provide(RequestClientModule.layer({ service: "exam" }).pipe(
+          Layer.provide(Layer.mergeAll(KafkaBroker.layer({ brokers: kafkaBrokers, clientId: `e2e-${run}` }), Replies.layer))
         )))
         assert.strictEqual(reply.status, 200)
         assert.isString((reply.content as { roomUuid: string }).roomUuid)

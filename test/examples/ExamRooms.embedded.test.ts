@@ -28,7 +28,7 @@ const temp = (p: string) => mkdtempSync(join(tmpdir(), p))
 
 const service = <const Hs extends ReadonlyArray<Router.Handler>, S, E>(name: string, definition: Microservice.Definition<Hs, S, E>) =>
   Microservice.layerWith(definition).pipe(
-    Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+    Layer.provideMerge(Layer.fresh(Microservice.layerRequestClient)),
     Layer.provideMerge(Layer.mergeAll(Lmdb.layer({ path: temp(`${name}-`) }), Layer.fresh(Replies.layer))),
     Layer.provideMerge(MinosConfig.layerSettings({
       ...settings({ name, rest: true, restPort: 0 }),

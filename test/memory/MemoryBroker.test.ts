@@ -444,13 +444,4 @@ describe("MemoryBroker with persistence", () => {
       assert.strictEqual(error.reason, "Unavailable")
       assert.isTrue(error.isRetryable)
     }))
-
-  it("keeps the log next to the LMDB storage, else under ./data", () => {
-    const service = { name: "exam", aggregate: undefined, entry: undefined }
-    assert.strictEqual(MemoryBroker.persistencePath({ service, storage: { backend: "lmdb", path: "./data/exam/", mapSize: 1 } }), "./data/exam-broker")
-    assert.strictEqual(
-      MemoryBroker.persistencePath({ service, storage: { backend: "postgres", postgres: {} as never } }),
-      "./data/exam-broker"
-    )
-  })
 })

@@ -56,7 +56,7 @@ const temp = (p: string) => mkdtempSync(join(tmpdir(), p))
 /** The participant `desk`, on its own storage, sharing the broker. */
 // Layer.fresh: each service gets its own instance of the shared layer values
 const deskService = Microservice.layerWith({ handlers: deskHandlers, services: Repository.layer(Desks, Desk) }).pipe(
-  Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+  Layer.provideMerge(Layer.fresh(Microservice.layerRequestClient)),
   Layer.provideMerge(Layer.mergeAll(Lmdb.layer({ path: temp("desk-"), noSync: true }), Layer.fresh(Replies.layer))),
   Layer.provideMerge(MinosConfig.layerSettings({ ...settings({ name: "desk" }), saga: { storage: { backend: "lmdb", path: join(temp("desk-saga-"), "sagas") } } }))
 )
@@ -68,7 +68,7 @@ const hubInfra = (name: string) =>
 
 const hub = (sagas: ReadonlyArray<Saga.Definition.Any>) =>
   Microservice.layerWith({ handlers: [], services: Layer.mergeAll(Repository.layer(Notes, Note), Repository.layer(Desks, Desk)), sagas }).pipe(
-    Layer.provideMerge(Layer.fresh(RequestClient.layer)),
+    Layer.provideMerge(Layer.fresh(Microservice.layerRequestClient)),
     Layer.provideMerge(hubInfra("hub"))
   )
 
@@ -272,7 +272,7 @@ const quick = (version: number) => build(
 describe("SagaManager versions", () => {
   it.live("an execution of a version that is no longer registered fails explicitly instead of running new code", () =>
     Effect.scoped(Effect.gen(function*() {
-      const infra = yield* Layer.build(Layer.fresh(RequestClient.layer).pipe(Layer.provideMerge(hubInfra("versions")), Layer.provideMerge(MemoryBroker.layer()), Layer.provideMerge(withLog)))
+      const infra = yield* Layer.build(Layer.fresh(Microservice.layerRequestClient).pipe(Layer.provideMerge(hubInfra("versions")), Layer.provideMerge(MemoryBroker.layer()), Layer.provideMerge(withLog)))
       const provided = Layer.succeedContext(infra)
       // version 1 starts an execution, then the service stops
       const id = yield* Effect.scoped(Effect.gen(function*() {
