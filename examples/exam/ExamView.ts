@@ -3,7 +3,7 @@
  * `ExamCreated` / `ExamUpdated` / `ExamDeleted` domain events (eventually consistent), and queried by
  * `GET /exams` and the `GetExams` query.
  */
-import { Effect, Option, Schema, Stream } from "effect"
+import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import * as Condition from "effect-minos/query/Condition"
 import * as DocumentStore from "effect-minos/readmodel/DocumentStore"
 import { Status } from "./Exam.ts"
@@ -79,12 +79,8 @@ export const list = (options: { readonly subject?: string | undefined; readonly 
 
 /** Waits until the view has `uuid` at `version` or later (or gone), at most `timeoutMs`. */
 export const waitFor = (uuid: string, version: number, timeoutMs: number) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const view = yield* views.get(uuid)
-      if (Option.isSome(view) && view.value.version >= version) return true
-      if (Date.now() >= deadline) return false
-      yield* Effect.sleep("20 millis")
-    }
-  })
+  views.get(uuid).pipe(
+    Effect.map((view) => Option.isSome(view) && view.value.version >= version),
+    Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (caughtUp) => caughtUp }),
+    Effect.timeoutOrElse({ duration: Duration.millis(timeoutMs), orElse: () => Effect.succeed(false) })
+  )

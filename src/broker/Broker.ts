@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema, type Scope } from "effect"
+import * as PortError from "../errors/PortError.ts"
 
 /**
  * A record to publish. `key` chooses the partition (same key → same partition → same order).
@@ -81,6 +82,9 @@ export class BrokerError extends Schema.TaggedError<BrokerError>()("BrokerError"
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable" || this.reason === "Timeout"
   }

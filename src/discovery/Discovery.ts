@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import type { RoutesShape } from "../router/Router.ts"
 
 /**
@@ -39,6 +40,9 @@ export class DiscoveryError extends Schema.TaggedError<DiscoveryError>()("Discov
   status: Schema.optional(Schema.Int),
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

@@ -33,6 +33,7 @@ import { networkInterfaces } from "node:os"
 import { HttpAddress } from "../http/HttpServer.ts"
 import { Routes, type RoutesShape } from "../router/Router.ts"
 import { Discovery, DiscoveryError, endpointsOf, type Registration } from "./Discovery.ts"
+import { cappedExponential } from "../internal/Schedules.ts"
 import type * as Http from "./internal/http.ts"
 import * as KongDiscoveryClient from "./KongDiscoveryClient.ts"
 import * as MinosDiscoveryClient from "./MinosDiscoveryClient.ts"
@@ -140,34 +141,31 @@ export const run = Effect.fn("DiscoveryLayer.run")(function*(registration: Regis
   const max = Math.max(initial, millis(options.maxBackoff ?? "30 seconds"))
   const what = `"${registration.name}" at ${registration.host}:${registration.port} (${registration.endpoints.length} endpoints)`
 
-  const loop = Effect.gen(function*() {
-    let delay = initial
-    let failures = 0
-    while (true) {
-      yield* Ref.set(state, "registering")
-      const result = yield* Effect.result(discovery.register(registration))
-      if (result._tag === "Success") {
-        yield* Ref.set(state, "registered")
-        yield* Effect.logInfo(failures === 0 ? `registered ${what}` : `registry is back: registered ${what} after ${failures} failed attempts`)
-        return
-      }
-      const error = result.failure
-      if (!error.isRetryable) {
-        yield* Ref.set(state, "rejected")
-        yield* Effect.logError(`registration of ${what} was rejected, not retrying: ${error.message}`)
-        return
-      }
-      yield* Ref.set(state, "pending")
-      failures++
-      if (failures === 1) {
-        yield* Effect.logWarning(`registry unavailable, the service runs on and keeps trying to register ${what}: ${error.message}`)
-      } else {
-        yield* Effect.logDebug(`registration attempt ${failures + 1} failed: ${error.message}`)
-      }
-      yield* Effect.sleep(Duration.millis(delay))
-      delay = Math.min(delay * 2, max)
-    }
-  })
+  const failures = yield* Ref.make(0)
+  const attempt = Effect.gen(function*() {
+    yield* Ref.set(state, "registering")
+    yield* discovery.register(registration)
+    yield* Ref.set(state, "registered")
+    const failed = yield* Ref.get(failures)
+    yield* Effect.logInfo(failed === 0 ? `registered ${what}` : `registry is back: registered ${what} after ${failed} failed attempts`)
+  }).pipe(
+    Effect.tapError((error) =>
+      Effect.gen(function*() {
+        if (!error.isRetryable) return
+        yield* Ref.set(state, "pending")
+        const failed = yield* Ref.updateAndGet(failures, (n) => n + 1)
+        if (failed === 1) yield* Effect.logWarning(`registry unavailable, the service runs on and keeps trying to register ${what}: ${error.message}`)
+        else yield* Effect.logDebug(`registration attempt ${failed + 1} failed: ${error.message}`)
+      })
+    )
+  )
+  const loop = attempt.pipe(
+    Effect.retry({ schedule: cappedExponential(Duration.millis(initial), Duration.millis(max)), while: (error) => error.isRetryable }),
+    Effect.catch((error) =>
+      // a rejection (4xx): sending the same request again cannot succeed
+      Effect.andThen(Ref.set(state, "rejected"), Effect.logError(`registration of ${what} was rejected, not retrying: ${error.message}`))
+    )
+  )
 
   const fiber = yield* Effect.forkScoped(loop)
 

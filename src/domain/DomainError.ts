@@ -1,9 +1,9 @@
 /**
- * The domain errors the framework itself raises for entity-style aggregates, and the marker that
- * lets transports map any user domain error to a reply (400 on the broker; 4xx over HTTP).
+ * The domain errors the framework itself raises for entity-style aggregates.
  *
- * A user's own domain errors are plain `Schema.TaggedError` classes returned from `decide`; give
- * them an `httpStatus` annotation through {@link withStatus} to pick the HTTP status (default 400).
+ * A user's own domain errors are plain `Schema.TaggedError` classes returned from `decide`; the
+ * transports answer them (a 400 reply on the broker; over HTTP the status `HttpStatus.withStatus`
+ * gives the class, default 400).
  *
  * @since 0.1.0
  */
@@ -74,35 +74,3 @@ export class InvalidCommand extends Schema.TaggedError<InvalidCommand>()("Invali
  * @since 0.1.0
  */
 export type EntityError = NotFound | AlreadyDeleted | AlreadyExists | InvalidCommand
-
-/**
- * HTTP statuses of the framework's own domain errors; user errors default to 400.
- *
- * @since 0.1.0
- */
-export const httpStatusOf = (error: { readonly _tag: string }): number => {
-  const annotated = (error as { readonly httpStatus?: unknown }).httpStatus
-  if (typeof annotated === "number") return annotated
-  switch (error._tag) {
-    case "NotFound":
-      return 404
-    case "AlreadyDeleted":
-      return 410
-    case "AlreadyExists":
-      return 409
-    case "InvalidCommand":
-      return 400
-    default:
-      return 400
-  }
-}
-
-/**
- * Gives a user domain error class a fixed HTTP status (e.g. 422 or 409) without touching its fields.
- *
- * @since 0.1.0
- */
-export const withStatus = <C extends abstract new(...args: Array<any>) => object>(status: number) => (cls: C): C => {
-  Object.defineProperty(cls.prototype, "httpStatus", { value: status, enumerable: false })
-  return cls
-}

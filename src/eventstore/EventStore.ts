@@ -10,6 +10,7 @@
 import { isJson } from "../internal/Json.ts"
 import { isUuid } from "../internal/Ids.ts"
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 
 /**
  * An event to append. `data` and `metadata` must be JSON.
@@ -101,6 +102,9 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
   aggregateId: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Conflict" || this.reason === "Unavailable"
   }

@@ -16,15 +16,15 @@
  * | params, query or body fail their Schema | 400 | `InvalidRequest` (+ `issues`) |
  * | body over `bodyLimitBytes` | 413 | `PayloadTooLarge` |
  * | slower than `requestTimeoutMs` | 503 | `Timeout` |
- * | domain error (any other `_tag`) | `DomainError.httpStatusOf` | its tag, plus its data fields |
- * | `EventStoreError` `Conflict` | 409 | `Conflict` |
- * | outage (`isRetryable`, reason `Unavailable`/`Timeout`) | 503 | `Unavailable` |
+ * | domain error (a tagged error that is not a port error) | `HttpStatus.statusOf` (default 400) | its tag, plus its data fields |
+ * | port error `Conflict` / `NotFound` / `Deleted` / `Invalid*` | 409 / 404 / 410 / 400 | `Conflict` / `NotFound` / `AlreadyDeleted` / `InvalidRequest` |
+ * | outage (`PortError.isRetryable`, transient `SqlError`) | 503 | `Unavailable` (generic message; the cause is logged) |
  * | other port errors, defects | 500 | `InternalError` (the cause is logged) |
  * | unknown path / known path, other method | 404 / 405 | `RouteNotFound` / `MethodNotAllowed` |
  *
  * @since 0.1.0
  */
-import { ByteSize, Cause, Context, Data, Duration, Effect, Exit, Layer, Option, Schema, type Types } from "effect"
+import { ByteSize, Cause, Context, Data, Duration, Effect, Exit, Layer, Option, Predicate, Schema, type Types } from "effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as PlatformHttpServer from "effect/http/HttpServer"
@@ -34,10 +34,11 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
-import { httpStatusOf } from "../domain/DomainError.ts"
+import * as PortError from "../errors/PortError.ts"
 import * as Request from "../router/Request.ts"
 import { type Middleware, type RestHandler, Routes, type RoutesShape, withMiddleware } from "../router/Router.ts"
-import { errorBody, isInfrastructure, schemaIssues } from "../internal/Outcome.ts"
+import { describeCause, errorBody, schemaIssues } from "../internal/Outcome.ts"
+import * as HttpStatus from "./HttpStatus.ts"
 import * as Health from "./Health.ts"
 import * as Specs from "./Specs.ts"
 
@@ -93,43 +94,39 @@ const internalError: ErrorResponse = {
   internal: true
 }
 
-/** The ports' own errors: not domain errors, so never mapped by `httpStatusOf`. */
-const portErrors = new Set([
-  "EventStoreError",
-  "StorageError",
-  "SnapshotStoreError",
-  "OutboxError",
-  "InboxError",
-  "BrokerError",
-  "RequestError",
-  "RouteError",
-  "SqlError",
-  "SchemaError",
-  "HttpServerError",
-  "HttpClientError",
-  "PlatformError",
-  "UnknownError",
-  "TimeoutError",
-  "NoSuchElementError"
-])
+const unavailable: ErrorResponse = {
+  status: 503,
+  // the cause (driver message, host, port) goes to the log, never to the caller
+  body: { error: "Unavailable", message: "A dependency of the service is unavailable; retry later" },
+  internal: false
+}
 
 /**
- * How a typed failure of a handler is answered.
+ * How a typed failure of a handler is answered (see `PortError.kindOf`).
  *
  * @since 0.1.0
  */
 export const errorResponse = (error: unknown): ErrorResponse => {
   if (error instanceof Rejected) return { status: error.status, body: error.body, internal: false }
-  if (typeof error !== "object" || error === null) return internalError
-  const { _tag: tag, reason, message } = error as { _tag?: unknown; reason?: unknown; message?: unknown }
-  const text = typeof message === "string" ? message : ""
-  if (tag === "EventStoreError" && reason === "Conflict") return { status: 409, body: { error: "Conflict", message: text }, internal: false }
-  if (isInfrastructure(error)) return { status: 503, body: { error: "Unavailable", message: text }, internal: false }
-  if (tag === "SnapshotStoreError" && reason === "NotFound") return { status: 404, body: { error: "NotFound", message: text }, internal: false }
-  if (tag === "SnapshotStoreError" && reason === "Deleted") return { status: 410, body: { error: "AlreadyDeleted", message: text }, internal: false }
-  if (typeof tag !== "string" || portErrors.has(tag)) return internalError
-  const { _tag, ...fields } = errorBody(error)
-  return { status: httpStatusOf(error as { readonly _tag: string }), body: { error: tag, ...fields }, internal: false }
+  const message = Predicate.hasProperty(error, "message") && typeof error.message === "string" ? error.message : ""
+  switch (PortError.kindOf(error)) {
+    case "Conflict":
+      return { status: 409, body: { error: "Conflict", message }, internal: false }
+    case "NotFound":
+      return { status: 404, body: { error: "NotFound", message }, internal: false }
+    case "Gone":
+      return { status: 410, body: { error: "AlreadyDeleted", message }, internal: false }
+    case "Invalid":
+      return { status: 400, body: { error: "InvalidRequest", message }, internal: false }
+    case "Unavailable":
+      return unavailable
+    case "Internal":
+      return internalError
+    case "Domain": {
+      const { _tag, ...fields } = errorBody(error)
+      return { status: HttpStatus.statusOf(error as object), body: { error: _tag, ...fields }, internal: false }
+    }
+  }
 }
 
 const json = (status: number, body: unknown, headers?: Readonly<Record<string, string>>): HttpServerResponse.HttpServerResponse =>
@@ -143,7 +140,7 @@ const failureResponse = (cause: Cause.Cause<unknown>, route: string): Effect.Eff
   const log = response.internal
     ? Effect.logError(`${route} failed`, cause)
     : response.status >= 500
-    ? Effect.logWarning(`${route}: ${String(response.body["message"] ?? response.body["error"])}`)
+    ? Effect.logWarning(`${route}: ${describeCause(cause)}`)
     : Effect.void
   return Effect.as(log, json(response.status, response.body))
 }

@@ -1,14 +1,6 @@
 /** How a handler's failure is reported, shared by the broker dispatcher and the HTTP server. */
 import { Cause, Schema, SchemaIssue } from "effect"
 
-/** An outage: worth retrying, never the caller's fault. */
-export const isInfrastructure = (error: unknown): boolean => {
-  if (typeof error !== "object" || error === null) return false
-  const e = error as { isRetryable?: unknown; reason?: unknown; _tag?: unknown }
-  if (e._tag === "EventStoreError" && e.reason === "Conflict") return false
-  return e.isRetryable === true || e.reason === "Unavailable" || e.reason === "Timeout" || e._tag === "SqlError"
-}
-
 /** A typed error as plain JSON: `_tag`, `message` and its own data fields (no cause, no stack). */
 export const errorBody = (error: unknown): Record<string, unknown> => {
   if (typeof error !== "object" || error === null) return { _tag: "Error", message: String(error) }

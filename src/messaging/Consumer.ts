@@ -13,12 +13,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Data, Duration, Effect, Exit, Layer, Option, Ref, Result, Schedule, Schema } from "effect"
 import { Broker, type DeliveredRecord } from "../broker/Broker.ts"
 import * as Message from "../broker/Message.ts"
 import { deadLetterTopic, replyTopic } from "../broker/Naming.ts"
 import { Replies } from "./Replies.ts"
-import { describeCause, errorBody, isInfrastructure, schemaIssues } from "../internal/Outcome.ts"
+import * as PortError from "../errors/PortError.ts"
+import { describeCause, errorBody, schemaIssues } from "../internal/Outcome.ts"
 import * as Request from "../router/Request.ts"
 import { type BrokerHandler, Routes, withMiddleware } from "../router/Router.ts"
 import { UnitOfWork } from "../storage/UnitOfWork.ts"
@@ -44,19 +45,19 @@ export interface ConsumerOptions {
   readonly topics?: ReadonlyArray<string>
 }
 
-type Outcome =
-  | { readonly _tag: "Done" }
-  | { readonly _tag: "Duplicate" }
-  | { readonly _tag: "Reply"; readonly status: 400; readonly content: unknown; readonly headers: Readonly<Record<string, string>> }
-  | { readonly _tag: "DeadLetter"; readonly error: string }
+type Outcome = Data.TaggedEnum<{
+  Done: {}
+  Duplicate: {}
+  Reply: { readonly status: 400; readonly content: unknown; readonly headers: Readonly<Record<string, string>> }
+  DeadLetter: { readonly error: string }
+}>
+const Outcome = Data.taggedEnum<Outcome>()
 
 /** A failure worth another attempt. */
-class Retryable {
-  readonly cause: Cause.Cause<unknown>
-  constructor(cause: Cause.Cause<unknown>) {
-    this.cause = cause
-  }
-}
+class Retryable extends Data.TaggedError("Retryable")<{ readonly cause: Cause.Cause<unknown> }> {}
+
+/** The handler's answer, after its writes were rolled back. */
+class RolledBack extends Data.TaggedError("RolledBack")<{ readonly outcome: Extract<Outcome, { _tag: "Reply" }> }> {}
 
 /**
  * @category constructors
@@ -107,24 +108,26 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
         const issues = Option.isSome(error) && Schema.isSchemaError(error.value) ? schemaIssues(error.value) : []
         const message = `Invalid payload for ${handler.topic}: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ")}`
         return handler.kind === "event"
-          ? ({ _tag: "DeadLetter", error: message } as Outcome)
-          : ({ _tag: "Reply", status: 400, content: { _tag: "InvalidPayload", message, issues }, headers: envelope.payload.headers } as Outcome)
+          ? Outcome.DeadLetter({ error: message })
+          : Outcome.Reply({ status: 400, content: { _tag: "InvalidPayload", message, issues }, headers: envelope.payload.headers })
       }
       return yield* uow.transaction(Effect.gen(function*() {
         const ran = yield* claimAndRun(record, envelope, handler, claimId, decoded.value, now)
-        if (ran === "Duplicate") return { _tag: "Duplicate" } as Outcome
+        if (ran === "Duplicate") return Outcome.Duplicate()
         const { replyHeaders, result } = ran
-        if (Exit.isSuccess(result)) return { _tag: "Done" } as Outcome
+        if (Exit.isSuccess(result)) return Outcome.Done()
         const error = Cause.findErrorOption(result.cause)
-        if (handler.kind !== "event" && Option.isSome(error) && !isInfrastructure(error.value)) {
+        if (handler.kind !== "event" && Option.isSome(error) && !Cause.hasDies(result.cause) && PortError.isAnswer(error.value)) {
           // a domain error is an answer, not a failure: roll the handler back, reply 400
-          return yield* Effect.fail({ _tag: "Reply", status: 400, content: errorBody(error.value), headers: yield* replyHeaders } as Outcome)
+          return yield* new RolledBack({ outcome: Outcome.Reply({ status: 400, content: errorBody(error.value), headers: yield* replyHeaders }) })
         }
-        return yield* Effect.fail(new Retryable(result.cause))
+        return yield* new Retryable({ cause: result.cause })
       }))
     }).pipe(
-      Effect.catch((e: unknown) => (e instanceof Retryable ? Effect.fail(e) : typeof e === "object" && e !== null && "_tag" in e && (e as Outcome)._tag === "Reply" ? Effect.succeed(e as Outcome) : Effect.fail(new Retryable(Cause.fail(e))))),
-      Effect.catchDefect((d) => Effect.fail(new Retryable(Cause.die(d))))
+      Effect.catch((e: unknown) =>
+        e instanceof RolledBack ? Effect.succeed<Outcome>(e.outcome) : Effect.fail(e instanceof Retryable ? e : new Retryable({ cause: Cause.fail(e) }))
+      ),
+      Effect.catchDefect((d) => Effect.fail(new Retryable({ cause: Cause.die(d) })))
     )
 
   /** The 400 reply after a rolled-back domain error, claimed so a redelivery does not run the handler. */
@@ -160,26 +163,31 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
       yield* Effect.logWarning(`dead-lettered ${record.topic} (${envelope?.identifier ?? "no identifier"}) after ${attempts} attempt(s): ${error}`)
     })
 
+  const retries = Schedule.exponential(Duration.millis(options.backoffMs)).pipe(Schedule.upTo({ times: options.retry }))
+
   const handleWith = (record: DeliveredRecord, envelope: Message.Envelope, handler: BrokerHandler<any, any, any, Request.Request>, claimId: string) =>
     Effect.gen(function*() {
       const firstFailedAt = yield* Clock.currentTimeMillis
-      let last = ""
-      for (let n = 0; n <= options.retry; n++) {
-        if (n > 0) yield* Effect.sleep(Duration.millis(options.backoffMs * 2 ** (n - 1)))
-        const result = yield* Effect.exit(attempt(record, envelope, handler, claimId))
-        if (Exit.isSuccess(result)) {
-          const outcome = result.value
-          if (outcome._tag === "Reply") return yield* answer(record, envelope, claimId, outcome)
-          if (outcome._tag === "DeadLetter") return yield* deadLetter(record, envelope, claimId, outcome.error, n + 1, firstFailedAt)
-          return
-        }
-        const failure = Cause.findErrorOption(result.cause)
-        last = Option.isSome(failure) && failure.value instanceof Retryable ? describeCause(failure.value.cause) : describeCause(result.cause)
-        if (Option.isSome(failure) && failure.value instanceof Retryable && Cause.hasDies(failure.value.cause)) {
-          yield* Effect.logError(`handler ${handler.topic} died (attempt ${n + 1})`, failure.value.cause)
-        } else yield* Effect.logWarning(`handling ${handler.topic} failed (attempt ${n + 1}): ${last}`)
-      }
-      yield* deadLetter(record, envelope, claimId, last, options.retry + 1, firstFailedAt)
+      const attempts = yield* Ref.make(0)
+      const once = Effect.gen(function*() {
+        const n = yield* Ref.updateAndGet(attempts, (x) => x + 1)
+        return yield* attempt(record, envelope, handler, claimId).pipe(
+          Effect.tapError((failure) =>
+            Cause.hasDies(failure.cause)
+              ? Effect.logError(`handler ${handler.topic} died (attempt ${n})`, failure.cause)
+              : Effect.logWarning(`handling ${handler.topic} failed (attempt ${n}): ${describeCause(failure.cause)}`)
+          )
+        )
+      })
+      const outcome = yield* Effect.retry(once, retries).pipe(Effect.result)
+      const tries = yield* Ref.get(attempts)
+      if (Result.isFailure(outcome)) return yield* deadLetter(record, envelope, claimId, describeCause(outcome.failure.cause), tries, firstFailedAt)
+      return yield* Outcome.$match(outcome.success, {
+        Reply: (reply) => answer(record, envelope, claimId, reply),
+        DeadLetter: ({ error }) => deadLetter(record, envelope, claimId, error, tries, firstFailedAt),
+        Done: () => Effect.void,
+        Duplicate: () => Effect.void
+      })
     })
 
   const handleRecord = (record: DeliveredRecord) =>

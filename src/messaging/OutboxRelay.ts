@@ -5,8 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer, Ref } from "effect"
+import { Effect, Layer, Ref } from "effect"
 import { Broker } from "../broker/Broker.ts"
+import { cappedExponential } from "../internal/Schedules.ts"
 import { Outbox } from "../queue/Outbox.ts"
 
 /**
@@ -48,24 +49,26 @@ export const run = (options: RelayOptions) =>
   Effect.gen(function*() {
     const outbox = yield* Outbox
     const failures = yield* Ref.make(0)
-    const loop = Effect.gen(function*() {
+    const once = Effect.gen(function*() {
       const n = yield* drain(options.batchSize)
       yield* Ref.set(failures, 0)
       if (n === 0) yield* outbox.awaitWork(options.pollIntervalMs)
     }).pipe(
-      Effect.catchCause((cause) =>
+      // defects too: the relay must outlive any one batch
+      Effect.sandbox,
+      Effect.tapError((cause) =>
         Effect.gen(function*() {
           const count = yield* Ref.updateAndGet(failures, (x) => x + 1)
           if (count === 1 || count % 20 === 0) yield* Effect.logWarning("outbox relay: publish failed, retrying", cause)
-          yield* Effect.sleep(Duration.millis(Math.min(5_000, 100 * 2 ** Math.min(count, 6))))
         })
       )
     )
-    return yield* Effect.forever(loop)
+    // a failure backs off (200 ms doubling to 5 s); the next success starts the schedule afresh
+    return yield* Effect.forever(Effect.retry(once, cappedExponential("200 millis", "5 seconds")))
   })
 
 /**
- * The relay for the configured service, as a scoped background part. On shutdown it stops between
+ * The relay, as a scoped background part. On shutdown it stops between
  * batches; what was not published stays in the outbox for the next start.
  *
  * @category layers

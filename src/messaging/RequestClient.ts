@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { Context, Deferred, Duration, Effect, Layer, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import { Broker } from "../broker/Broker.ts"
 import * as Message from "../broker/Message.ts"
 import { replyTopic } from "../broker/Naming.ts"
@@ -35,6 +36,9 @@ export class RequestError extends Schema.TaggedError<RequestError>()("RequestErr
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason !== "InvalidInput"
   }

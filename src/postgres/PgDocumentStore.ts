@@ -9,7 +9,7 @@ import { SqlClient, type SqlError } from "effect/sql"
 import { type Condition, type Ordering, TRUE } from "../query/Condition.ts"
 import { makeCompiler } from "./internal/Query.ts"
 import { checkQuery } from "../query/Query.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import {
   checkDocument,
   checkKey,
@@ -33,7 +33,7 @@ interface Row {
 const toDocument = (r: Row): Document => ({ id: r.id, document: r.document, updatedAt: Number(r.updated_ms) })
 
 const sqlFailure = (what: string) => (e: SqlError.SqlError) =>
-  new DocumentStoreError({ reason: kindOf(e) === "Unavailable" ? "Unavailable" : "Unknown", message: describe(what, e), cause: e })
+  new DocumentStoreError({ reason: reasonOf(e), message: describe(what, e), cause: e })
 
 const invalid = (reason: "InvalidInput" | "InvalidQuery", message: string) => new DocumentStoreError({ reason, message })
 

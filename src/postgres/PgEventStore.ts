@@ -12,7 +12,7 @@
 import { Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { chainOf } from "./internal/Chain.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { type AppendInput, EventStore, EventStoreError, type EventStoreShape, type StoredEvent, checkAppend } from "../eventstore/EventStore.ts"
 import { isUuid, NIL } from "../internal/Ids.ts"
 
@@ -43,7 +43,7 @@ const toEvent = (r: Row): StoredEvent => ({
 
 const sqlFailure = (what: string, aggregateId?: string) => (error: SqlError.SqlError) =>
   new EventStoreError({
-    reason: kindOf(error) === "Conflict" ? "Conflict" : kindOf(error) === "Unavailable" ? "Unavailable" : "Unknown",
+    reason: kindOf(error) === "Conflict" ? "Conflict" : reasonOf(error),
     message: describe(what, error),
     ...(aggregateId === undefined ? {} : { aggregateId }),
     cause: error

@@ -5,7 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { type DeadLetter, Inbox, InboxError, type InboxShape } from "../queue/Inbox.ts"
 
 interface Row {
@@ -37,7 +37,7 @@ const toLetter = (r: Row): DeadLetter => ({
 })
 
 const sqlFailure = (what: string) => (error: SqlError.SqlError) =>
-  new InboxError({ reason: kindOf(error) === "Unavailable" ? "Unavailable" : "Unknown", message: describe(what, error), cause: error })
+  new InboxError({ reason: reasonOf(error), message: describe(what, error), cause: error })
 
 /**
  * @category constructors

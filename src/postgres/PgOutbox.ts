@@ -17,7 +17,7 @@ import { Duration, Effect, Latch, Layer, Schedule, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { isValidTopic, type OutgoingRecord } from "../broker/Broker.ts"
 import { isUuid, NIL } from "../internal/Ids.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { outboxChannel } from "./internal/Migrations.ts"
 import { Outbox, OutboxError, type OutboxRow, type OutboxShape } from "../queue/Outbox.ts"
 
@@ -31,7 +31,7 @@ interface Row {
 }
 
 const sqlFailure = (what: string) => (error: SqlError.SqlError) =>
-  new OutboxError({ reason: kindOf(error) === "Unavailable" ? "Unavailable" : "Unknown", message: describe(what, error), cause: error })
+  new OutboxError({ reason: reasonOf(error), message: describe(what, error), cause: error })
 
 /** Checks records before anything is written; the message says what is wrong. */
 export const checkRecords = (records: ReadonlyArray<OutgoingRecord>): string | undefined => {

@@ -24,7 +24,7 @@
 import { Effect, Layer, Option } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { isUuid } from "../internal/Ids.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { type ExecutionRecord, ExecutionStatus, SagaStore, SagaStoreError, type SagaStoreShape, checkLimit, checkRecord, error, isStatus } from "../saga/SagaStore.ts"
 
 interface Row {
@@ -54,7 +54,7 @@ const toRecord = (r: Row): ExecutionRecord => ({
 
 
 const sqlFailure = (what: string) => (e: SqlError.SqlError) =>
-  error(kindOf(e) === "Unavailable" ? "Unavailable" : "Unknown", describe(`Saga store ${what}`, e), e)
+  error(reasonOf(e), describe(`Saga store ${what}`, e), e)
 
 
 

@@ -11,7 +11,7 @@ import { SqlClient, type SqlError, type Statement } from "effect/sql"
 import { isUuid, NIL } from "../internal/Ids.ts"
 import { isJson } from "../internal/Json.ts"
 import { chainOf } from "./internal/Chain.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { makeCompiler } from "./internal/Query.ts"
 import { existing, type FindOptions, prepareFind, type Queryable, type SnapshotRecord, SnapshotStore, SnapshotStoreError, type SnapshotStoreShape } from "../snapshot/SnapshotStore.ts"
 
@@ -38,7 +38,7 @@ const toRecord = (r: Row): SnapshotRecord => ({
 })
 
 const sqlFailure = (what: string) => (error: SqlError.SqlError) =>
-  new SnapshotStoreError({ reason: kindOf(error) === "Unavailable" ? "Unavailable" : "Unknown", message: describe(what, error), cause: error })
+  new SnapshotStoreError({ reason: reasonOf(error), message: describe(what, error), cause: error })
 
 const invalid = (reason: "InvalidInput" | "InvalidQuery", message: string) => new SnapshotStoreError({ reason, message })
 

@@ -9,7 +9,7 @@
 import { Effect, Layer } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { chainOf } from "./internal/Chain.ts"
-import { describe, kindOf } from "./internal/Errors.ts"
+import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { isUuid, NIL } from "../internal/Ids.ts"
 import { TransactionError, type TransactionRecord, Transactions, type TransactionsShape, type TransactionStatus, transitions } from "../transaction/Transactions.ts"
 
@@ -42,7 +42,7 @@ export const make = Effect.gen(function*() {
 
   const failure = (id: string, what: string) => (error: SqlError.SqlError) =>
     new TransactionError({
-      reason: kindOf(error) === "Unavailable" ? "Unavailable" : kindOf(error) === "Conflict" ? "Conflict" : "Unknown",
+      reason: kindOf(error) === "Conflict" ? "Conflict" : reasonOf(error),
       transaction: id,
       message: describe(what, error),
       cause: error

@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 
 /**
  * A message the consumer gave up on.
@@ -45,6 +46,9 @@ export class InboxError extends Schema.TaggedError<InboxError>()("InboxError", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

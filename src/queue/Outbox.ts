@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import type { OutgoingRecord } from "../broker/Broker.ts"
 
 /**
@@ -31,6 +32,9 @@ export class OutboxError extends Schema.TaggedError<OutboxError>()("OutboxError"
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

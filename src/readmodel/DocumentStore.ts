@@ -21,6 +21,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Option, Schema, Stream } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import { isJson } from "../internal/Json.ts"
 import type { Condition, Ordering } from "../query/Condition.ts"
 
@@ -65,6 +66,9 @@ export class DocumentStoreError extends Schema.TaggedError<DocumentStoreError>()
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Cron, Effect, Layer, Result } from "effect"
+import { Clock, Effect, Layer, Result, Schedule } from "effect"
 import { describeCause } from "../internal/Outcome.ts"
 import * as Request from "./Request.ts"
 import { parseSchedule, type PeriodicHandler, Routes, withMiddleware } from "./Router.ts"
@@ -37,12 +37,8 @@ export const schedule = (job: PeriodicHandler<any, Request.Request>, middleware:
     if (Result.isFailure(parsed)) return yield* Effect.die(new Error(`invalid schedule for ${job.name}: ${parsed.failure}`))
     const cron = parsed.success
     if (cron === "reboot") return yield* runOnce(job, middleware, yield* Clock.currentTimeMillis)
-    for (;;) {
-      const now = yield* Clock.currentTimeMillis
-      const next = Cron.next(cron, new Date(now)).getTime()
-      yield* Effect.sleep(Math.max(0, next - now))
-      yield* runOnce(job, middleware, next)
-    }
+    // a parsed Cron cannot fail to parse again
+    return yield* Effect.schedule(Effect.flatMap(Clock.currentTimeMillis, (now) => runOnce(job, middleware, now)), Schedule.cron(cron)).pipe(Effect.orDie)
   })
 
 /**

@@ -18,6 +18,7 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schema, Semaphore } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import { Broker } from "../broker/Broker.ts"
 import { stableUuid } from "../internal/Ids.ts"
 import * as Message from "../broker/Message.ts"
@@ -127,6 +128,9 @@ export class SagaError extends Schema.TaggedError<SagaError>()("SagaError", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

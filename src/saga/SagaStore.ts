@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, type Option, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import { isUuid } from "../internal/Ids.ts"
 import { isJson } from "../internal/Json.ts"
 
@@ -49,6 +50,9 @@ export class SagaStoreError extends Schema.TaggedError<SagaStoreError>()("SagaSt
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable" || this.reason === "Conflict"
   }

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Option, Schema, type SchemaAST, type Stream } from "effect"
+import * as PortError from "../errors/PortError.ts"
 import type { SnapshotCodec } from "../domain/Aggregate.ts"
 import type { Condition, Ordering } from "../query/Condition.ts"
 import { checkQuery, compareIn, evaluateIn, pathIn } from "../query/Query.ts"
@@ -65,6 +66,9 @@ export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 
 /**
  * The storage could not begin or commit a transaction. `Unavailable` is retryable.
@@ -21,6 +22,9 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }

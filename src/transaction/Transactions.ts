@@ -18,6 +18,7 @@
  * @since 0.1.0
  */
 import { Context, type Effect, Schema } from "effect"
+import * as PortError from "../errors/PortError.ts"
 
 /**
  * @category models
@@ -63,6 +64,9 @@ export class TransactionError extends Schema.TaggedError<TransactionError>()("Tr
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
+  get [PortError.TypeId](): PortError.TypeId {
+    return PortError.TypeId
+  }
   get isRetryable(): boolean {
     return this.reason === "Unavailable"
   }
