@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join as joinPath } from "node:path"
+import { open } from "lmdb"
 import { Broker, type DeliveredRecord } from "../../src/broker/Broker.ts"
 import * as MemoryBroker from "../../src/memory/MemoryBroker.ts"
 import { Inbox, join, suite, valuesOf } from "../broker/BrokerSuite.ts"
@@ -85,6 +86,57 @@ describe("MemoryBroker", () => {
       yield* attempts.count(3)
       assert.deepStrictEqual(valuesOf(attempts.records), ["v", "v", "v"])
     }).pipe(Effect.provide(MemoryBroker.layer({ retryInitialMs: 100, retryMaxMs: 1_000 }))))
+
+  it.effect("caps the redelivery backoff at retryMaxMs and starts it over after a handled batch", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker
+      const attempts = new Inbox("attempts")
+      // "a" fails three times, "b" once: the backoffs are 100, 200, 300 (capped), then 100 again
+      const failures = new Map([["a", 3], ["b", 1]])
+      yield* join({
+        group: "g",
+        topics: ["t"],
+        maxBatch: 1,
+        handle: (batch) =>
+          Effect.andThen(
+            attempts.handle(batch),
+            Effect.suspend(() => {
+              const left = failures.get(batch[0]!.value) ?? 0
+              failures.set(batch[0]!.value, left - 1)
+              return left > 0 ? Effect.fail("not yet") : Effect.void
+            })
+          )
+      })
+      yield* broker.publish([{ topic: "t", key: "k", value: "a", headers: {} }, { topic: "t", key: "k", value: "b", headers: {} }])
+      yield* attempts.count(1)
+      // [backoff, deliveries before it ends, after]: "a" succeeds after the 300 ms one and "b" fails at once
+      for (const [delay, before, after] of [[100, 1, 2], [200, 2, 3], [300, 3, 5], [100, 5, 6]] as const) {
+        yield* settle
+        yield* TestClock.adjust(`${delay - 1} millis`)
+        yield* settle
+        assert.strictEqual(attempts.records.length, before, `nothing new before the ${delay} ms backoff`)
+        yield* TestClock.adjust("1 millis")
+        yield* attempts.count(after)
+      }
+      assert.deepStrictEqual(valuesOf(attempts.records), ["a", "a", "a", "a", "b", "b"])
+    }).pipe(Effect.provide(MemoryBroker.layer({ retryInitialMs: 100, retryMaxMs: 300 }))))
+
+  it.effect("deals a topic's partitions only to the members subscribed to it, least loaded first", () =>
+    Effect.gen(function*() {
+      const broker = yield* Broker
+      const a = new Inbox("A (t1)")
+      const b = new Inbox("B (t1, t2)")
+      yield* join({ group: "g", topics: ["t1"], handle: a.handle })
+      yield* join({ group: "g", topics: ["t1", "t2"], handle: b.handle })
+      const keys = [0, 1, 2].map((p) => keyOn(p, 3))
+      yield* broker.publish(["t1", "t2"].flatMap((topic) => keys.map((key) => ({ topic, key, value: `${topic}/${key}`, headers: {} }))))
+      yield* b.count(4)
+      yield* a.count(2)
+      yield* settle
+      // t1 first (by name): partition 0 to A (tie, joined first), 1 to B, 2 to A; then all of t2 to B
+      assert.sameMembers(valuesOf(a.records), [`t1/${keys[0]}`, `t1/${keys[2]}`])
+      assert.sameMembers(valuesOf(b.records), [`t1/${keys[1]}`, ...keys.map((k) => `t2/${k}`)])
+    }).pipe(Effect.provide(MemoryBroker.layer())))
 
   it.effect("lets the batch in flight finish when a joining member takes its partition", () =>
     Effect.gen(function*() {
@@ -430,6 +482,20 @@ describe("MemoryBroker with persistence", () => {
       assert.deepStrictEqual(valuesOf(got.records), [...sent.slice(10), "v25"])
       assert.strictEqual(got.records[0]!.offset, "10")
       assert.strictEqual(got.records[15]!.offset, "25")
+    }))
+
+  it.effect("refuses to load a log with a missing offset, with a typed error naming the gap", () =>
+    Effect.gen(function*() {
+      const path = tempFolder()
+      yield* session({ partitions: 1, persistence: { path } }, publishValues("t", "k", ["a", "b", "c"]))
+      // what a torn copy of the folder looks like: the middle record is gone
+      const env = open({ path, maxDbs: 8, noSubdir: false })
+      yield* Effect.promise(() => env.openDB({ name: "records" }).remove(["t", 0, 1]))
+      yield* Effect.promise(() => env.close())
+      const error = yield* Effect.flip(session({ partitions: 1, persistence: { path } }, Effect.void))
+      assert.strictEqual(error.reason, "Unknown")
+      assert.include(error.message, "t[0] misses offset 1")
+      assert.isFalse(error.isRetryable)
     }))
 
   it.effect("refuses a second broker on the same folder, and fails with Unavailable once closed", () =>
