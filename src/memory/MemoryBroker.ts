@@ -18,7 +18,7 @@
  * - `fromBeginning: false` starts a group that has no offset yet at the end of the log, as of the
  *   moment `consume` joined: every record published after `consume` returned is delivered.
  *
- * **Persistence** (`persistence: { path }`, what `layerFromConfig` turns on)
+ * **Persistence** (`persistence: { path }`, what the runtime turns on for `broker.backend: memory`)
  *
  * The same broker, with its state in an LMDB environment of its own (a folder), so records published
  * but not consumed yet, and each group's committed offsets, survive a restart:
