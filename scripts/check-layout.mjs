@@ -20,6 +20,7 @@ export const folderRoles = {
   internal: "shared",
   query: "shared",
   broker: "port",
+  cluster: "port",
   eventstore: "port",
   queue: "port",
   readmodel: "port",

@@ -27,6 +27,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
+import * as Leadership from "../cluster/Leadership.ts"
 import { layer as eventStoreLayer } from "./LmdbEventStore.ts"
 import { layer as transactionsLayer } from "./LmdbTransactions.ts"
 import { layer as inboxLayer } from "./LmdbInbox.ts"
@@ -79,4 +80,4 @@ export const layerUnitOfWork: Layer.Layer<UnitOfWork, never, LmdbEnv> = Layer.ef
  * @since 0.1.0
  */
 export const layer = (options: LmdbOptions): Layer.Layer<Storage.Services | LmdbEnv, StorageError> =>
-  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer, documentStoreLayer).pipe(Layer.provideMerge(layerEnv(options)))
+  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer, documentStoreLayer, Leadership.layerLocal()).pipe(Layer.provideMerge(layerEnv(options)))

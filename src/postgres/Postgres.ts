@@ -13,6 +13,7 @@ import type { Redacted } from "effect"
 import * as PgEventStore from "./PgEventStore.ts"
 import * as PgTransactions from "./PgTransactions.ts"
 import * as PgInbox from "./PgInbox.ts"
+import * as PgLeadership from "./PgLeadership.ts"
 import * as PgDocumentStore from "./PgDocumentStore.ts"
 import * as PgOutbox from "./PgOutbox.ts"
 import * as PgSnapshotStore from "./PgSnapshotStore.ts"
@@ -97,7 +98,8 @@ export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, 
     PgTransactions.layer,
     PgOutbox.layer(schema),
     PgInbox.layer,
-    PgDocumentStore.layer
+    PgDocumentStore.layer,
+    PgLeadership.layer()
   ).pipe(Layer.provide(Layer.effectDiscard(migrate(schema))))
 
 /**

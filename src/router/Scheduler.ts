@@ -1,12 +1,14 @@
 /**
  * Periodic handlers (minos's `enroute.periodic.event`): each job sleeps until the next time its cron
- * expression matches (UTC), runs, and repeats; runs of one job never overlap. `@reboot` jobs run once
- * when the service starts. A failing run is logged and the schedule carries on. Time comes from
+ * expression matches (UTC), runs, and repeats; runs of one job never overlap, and with several
+ * replicas a cron job runs on one of them (`Leadership`). `@reboot` jobs run once when each replica
+ * starts. A failing run is logged and the schedule carries on. Time comes from
  * Effect's `Clock`, so tests drive it with `TestClock`.
  *
  * @since 0.1.0
  */
 import { Clock, Effect, Layer, Result, Schedule } from "effect"
+import { Leadership } from "../cluster/Leadership.ts"
 import { describeCause } from "../internal/Outcome.ts"
 import * as Request from "./Request.ts"
 import { parseSchedule, type PeriodicHandler, Routes, withMiddleware } from "./Router.ts"
@@ -47,9 +49,14 @@ export const schedule = (job: PeriodicHandler<any, Request.Request>, middleware:
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<never, never, Routes> = Layer.effectDiscard(
+export const layer: Layer.Layer<never, never, Routes | Leadership> = Layer.effectDiscard(
   Effect.gen(function*() {
     const routes = yield* Routes
-    for (const job of routes.periodic) yield* Effect.forkScoped(schedule(job, routes.middleware))
+    const leadership = yield* Leadership
+    for (const job of routes.periodic) {
+      // `@reboot` is about this replica starting; a cron job runs once per cluster
+      const run = job.schedule.trim() === "@reboot" ? schedule(job, routes.middleware) : leadership.run(`periodic:${job.name}`, schedule(job, routes.middleware))
+      yield* Effect.forkScoped(run)
+    }
   })
 )

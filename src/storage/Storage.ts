@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type { Leadership } from "../cluster/Leadership.ts"
 import type { EventStore } from "../eventstore/EventStore.ts"
 import type { Transactions } from "../transaction/Transactions.ts"
 import type { Inbox } from "../queue/Inbox.ts"
@@ -18,4 +19,4 @@ import type { UnitOfWork } from "./UnitOfWork.ts"
  * @category models
  * @since 0.1.0
  */
-export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox | DocumentStore
+export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox | DocumentStore | Leadership

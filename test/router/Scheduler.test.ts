@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Ref } from "effect"
+import { Effect, Fiber, Layer, Ref } from "effect"
 import { TestClock } from "effect/testing"
+import * as Leadership from "../../src/cluster/Leadership.ts"
 import * as Router from "../../src/router/Router.ts"
 import * as Scheduler from "../../src/router/Scheduler.ts"
 
@@ -41,5 +42,22 @@ describe("Scheduler", () => {
       yield* TestClock.adjust("3 minutes")
       assert.strictEqual(yield* Ref.get(runs), 3)
       yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("with two replicas, a cron job runs once per match and @reboot once per replica", () =>
+    Effect.gen(function*() {
+      const ticks = yield* Ref.make(0)
+      const boots = yield* Ref.make(0)
+      const routes = Router.layer([
+        Router.periodic("* * * * *", "tick", Ref.update(ticks, (n) => n + 1)),
+        Router.periodic("@reboot", "boot", Ref.update(boots, (n) => n + 1))
+      ])
+      const leadership = Leadership.layerLocal({ retryInterval: "1 second" })
+      // two replicas: their own routes and scheduler, one cluster-wide leadership
+      const replica = Scheduler.layer.pipe(Layer.provide(routes))
+      yield* Layer.build(Layer.merge(replica, Layer.fresh(replica)).pipe(Layer.provide(leadership)))
+      yield* TestClock.adjust("3 minutes")
+      assert.strictEqual(yield* Ref.get(ticks), 3)
+      assert.strictEqual(yield* Ref.get(boots), 2)
     }))
 })
