@@ -9,8 +9,6 @@ import { Effect, Layer, Ref } from "effect"
 import { Broker } from "../broker/Broker.ts"
 import { cappedExponential } from "../internal/Schedules.ts"
 import { Outbox } from "../queue/Outbox.ts"
-import type { Settings } from "../config/MinosConfig.ts"
-export type RelaySettings = Settings["queue"]
 
 /**
  * @category models
