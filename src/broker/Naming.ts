@@ -21,3 +21,11 @@ export const rejectTopic = (service: string): string => `_Reject${title(service)
 export const sagaStatusTopic = (service: string): string => `_Get${title(service)}SagaExecution`
 /** @since 0.1.0 */
 export const deadLetterTopic = (topic: string): string => `${topic}.DLQ`
+/**
+ * The stream topic of an aggregate type: every event of every aggregate of that type, keyed by the
+ * aggregate id, so one partition carries one aggregate's events in version order (projections of
+ * other services consume it). Published beside minos's per-event-type topics.
+ *
+ * @since 0.1.0
+ */
+export const streamTopic = (aggregate: string): string => `_${aggregate}Stream`

@@ -14,9 +14,9 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Layer, Option, Result, Schedule, Schema, Stream } from "effect"
-import type * as Context from "effect/Context"
+import { Clock, Context, Duration, Effect, Layer, Option, Result, Schedule, Schema, Stream } from "effect"
 import * as Message from "../broker/Message.ts"
+import { streamTopic } from "../broker/Naming.ts"
 import { stableUuid, traceparent } from "../internal/Ids.ts"
 import * as Aggregate from "../domain/Aggregate.ts"
 import { AlreadyDeleted, AlreadyExists, NotFound } from "../domain/DomainError.ts"
@@ -119,6 +119,11 @@ export interface RepositoryOptions {
   readonly backoffMs?: number
   /** Publish domain events through the outbox (default true). */
   readonly publish?: boolean
+  /**
+   * Also publish every event on the aggregate's stream topic (`_{Aggregate}Stream`, key = aggregate
+   * id), which projections of other services consume in order (default true).
+   */
+  readonly stream?: boolean
 }
 
 const withId = (id: string) => (error: unknown): unknown => {
@@ -130,6 +135,41 @@ const withId = (id: string) => (error: unknown): unknown => {
 
 const entityAction = (aggregate: string, type: string): "create" | "update" | "delete" | undefined =>
   type === `${aggregate}Created` ? "create" : type === `${aggregate}Updated` ? "update" : type === `${aggregate}Deleted` ? "delete" : undefined
+
+/**
+ * The content of a published domain event (see `Aggregate.DomainEvent`); `data` is the encoded event
+ * with its `_tag`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const domainEventContent = (aggregate: string, id: string, version: number, type: string, createdAt: number, data: unknown): Record<string, unknown> => {
+  const action = entityAction(aggregate, type)
+  return { uuid: id, aggregate, version, type, ...(action ? { action } : {}), createdAt, data }
+}
+
+/**
+ * The content of a stored event as its domain event (`data` gets its `_tag` back).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const storedEventContent = (e: StoredEvent): Record<string, unknown> =>
+  domainEventContent(e.aggregate, e.aggregateId, e.version, e.type, e.createdAt, { ...(e.data as object), _tag: e.type })
+
+/**
+ * Read models that run inside the command's storage transaction (inline projections), when the
+ * service provides them: the repository hands them the domain events of every command it commits
+ * outside a minos transaction (events of a minos transaction reach the read models from the event log
+ * once committed).
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class InlineProjections extends Context.Service<InlineProjections, {
+  /** A `Conflict` retries the command, like a lost version race. */
+  readonly apply: (aggregate: string, events: ReadonlyArray<Record<string, unknown>>) => Effect.Effect<void, EventStoreError | StorageError>
+}>()("effect-minos/command/InlineProjections") {}
 
 /** Marks a conflict the caller asked for (its own expected version), which is not retried. */
 class CallerConflict {
@@ -155,6 +195,8 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
     const decodeEvent = Schema.decodeUnknownSync(aggregate.events as Schema.Codec<Event, unknown>)
     const name = aggregate.name
     const publish = options.publish ?? true
+    const stream = options.stream ?? true
+    const inline = yield* Effect.serviceOption(InlineProjections)
 
     const corrupt = (id: string, message: string, cause: unknown) =>
       new EventStoreError({ reason: "Corrupt", message: `${name} ${id}: ${message}`, aggregateId: id, cause })
@@ -235,14 +277,19 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
         const createdAt = loaded.createdAt ?? now
         const { deleted, document } = aggregate.snapshot.encode(state)
         yield* snapshots.put({ aggregate: name, aggregateId: id, version, document, deleted, createdAt, updatedAt: now, transactionId: transaction ?? null })
+        if (Option.isSome(inline) && transaction === undefined) {
+          yield* inline.value.apply(name, encoded.map((e, i) => domainEventContent(name, id, loaded.version + i + 1, e._tag, now, { ...e.data, _tag: e._tag })))
+        }
         if (publish) {
           const trace = yield* traceparent
           const records = produced.flatMap((event, i) => {
             const eventVersion = loaded.version + i + 1
-            return aggregate.publications(event).map((p: Aggregate.Publication) => {
+            const publications: ReadonlyArray<Aggregate.Publication> = aggregate.publications(event)
+            // the aggregate's stream topic carries every event of an aggregate, keyed by its id, in order
+            const all = stream ? [...publications, { topic: streamTopic(name), content: { ...encoded[i]!.data, _tag: encoded[i]!._tag } }] : publications
+            return all.map((p: Aggregate.Publication) => {
               const identifier = stableUuid(`${name}:${id}:${eventVersion}:${p.topic}`)
-              const action = entityAction(name, event._tag)
-              const content = { uuid: id, aggregate: name, version: eventVersion, type: event._tag, ...(action ? { action } : {}), createdAt: now, data: p.content }
+              const content = domainEventContent(name, id, eventVersion, event._tag, now, p.content)
               const headers = { ...handleOptions.headers }
               return {
                 topic: p.topic,

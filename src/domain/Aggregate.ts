@@ -161,3 +161,46 @@ export const run = <State, Command, Event extends EventLike, Err>(
   command: Command
 ): Result.Result<{ readonly events: ReadonlyArray<Event>; readonly state: State }, Err> =>
   Result.map(aggregate.decide(command, state), (events) => ({ events, state: replay(aggregate, events, state) }))
+
+/**
+ * A published domain event as its consumers receive it: the content of every message the repository
+ * publishes for an event (`{Name}Created`, `{Name}Updated.{field}`, the aggregate's stream topic…),
+ * with `data` the aggregate's event.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface DomainEvent<Event> {
+  /** The aggregate id. */
+  readonly uuid: string
+  readonly aggregate: string
+  /** The aggregate's version after this event (1 for the first). */
+  readonly version: number
+  /** The event type (`_tag` of `data`). */
+  readonly type: string
+  /** `create` / `update` / `delete` for entity events. */
+  readonly action?: "create" | "update" | "delete" | undefined
+  /** Epoch ms at which the event was stored. */
+  readonly createdAt: number
+  readonly data: Event
+}
+
+/**
+ * The Schema of a published domain event of `aggregate`, with `data` decoded by the aggregate's
+ * event Schema: `Router.event("ExamCreated", { payload: Aggregate.DomainEvent(Exam) }, …)`.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const DomainEvent = <A extends { readonly events: Schema.Codec<any, unknown> }>(
+  aggregate: A
+): Schema.Codec<DomainEvent<Schema.Schema.Type<A["events"]>>, unknown> =>
+  Schema.Struct({
+    uuid: Schema.String,
+    aggregate: Schema.String,
+    version: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+    type: Schema.String,
+    action: Schema.optional(Schema.Literals(["create", "update", "delete"])),
+    createdAt: Schema.Number,
+    data: aggregate.events
+  }) as unknown as Schema.Codec<DomainEvent<Schema.Schema.Type<A["events"]>>, unknown>

@@ -33,6 +33,7 @@ import { layer as transactionsLayer } from "./LmdbTransactions.ts"
 import { layer as inboxLayer } from "./LmdbInbox.ts"
 import { layer as outboxLayer } from "./LmdbOutbox.ts"
 import { layer as documentStoreLayer } from "./LmdbDocumentStore.ts"
+import { layer as projectionStoreLayer } from "./LmdbProjectionStore.ts"
 import { layer as snapshotStoreLayer } from "./LmdbSnapshotStore.ts"
 import { LmdbEnv, type LmdbOptions, make } from "./internal/Env.ts"
 import type * as Storage from "../storage/Storage.ts"
@@ -80,4 +81,4 @@ export const layerUnitOfWork: Layer.Layer<UnitOfWork, never, LmdbEnv> = Layer.ef
  * @since 0.1.0
  */
 export const layer = (options: LmdbOptions): Layer.Layer<Storage.Services | LmdbEnv, StorageError> =>
-  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer, documentStoreLayer, Leadership.layerLocal()).pipe(Layer.provideMerge(layerEnv(options)))
+  Layer.mergeAll(layerUnitOfWork, eventStoreLayer, snapshotStoreLayer, transactionsLayer, outboxLayer, inboxLayer, documentStoreLayer, projectionStoreLayer, Leadership.layerLocal()).pipe(Layer.provideMerge(layerEnv(options)))

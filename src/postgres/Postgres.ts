@@ -16,6 +16,7 @@ import * as PgInbox from "./PgInbox.ts"
 import * as PgLeadership from "./PgLeadership.ts"
 import * as PgDocumentStore from "./PgDocumentStore.ts"
 import * as PgOutbox from "./PgOutbox.ts"
+import * as PgProjectionStore from "./PgProjectionStore.ts"
 import * as PgSnapshotStore from "./PgSnapshotStore.ts"
 import { describe, kindOf } from "./internal/Errors.ts"
 import { migrate } from "./internal/Migrations.ts"
@@ -99,7 +100,8 @@ export const layerStorageWith = (schema: string): Layer.Layer<Storage.Services, 
     PgOutbox.layer(schema),
     PgInbox.layer,
     PgDocumentStore.layer,
-    PgLeadership.layer()
+    PgLeadership.layer(),
+    PgProjectionStore.layer
   ).pipe(Layer.provide(Layer.effectDiscard(migrate(schema))))
 
 /**

@@ -10,6 +10,7 @@ import type { Transactions } from "../transaction/Transactions.ts"
 import type { Inbox } from "../queue/Inbox.ts"
 import type { DocumentStore } from "../readmodel/DocumentStore.ts"
 import type { Outbox } from "../queue/Outbox.ts"
+import type { ProjectionStore } from "../readmodel/ProjectionStore.ts"
 import type { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import type { UnitOfWork } from "./UnitOfWork.ts"
 
@@ -19,4 +20,4 @@ import type { UnitOfWork } from "./UnitOfWork.ts"
  * @category models
  * @since 0.1.0
  */
-export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox | DocumentStore | Leadership
+export type Services = UnitOfWork | EventStore | SnapshotStore | Transactions | Outbox | Inbox | DocumentStore | Leadership | ProjectionStore

@@ -19,6 +19,7 @@ import { suite as transactionsSuite } from "../transaction/TransactionsSuite.ts"
 import { suite as inboxSuite } from "../queue/InboxSuite.ts"
 import { suite as outboxSuite } from "../queue/OutboxSuite.ts"
 import { suite as documentSuite } from "../readmodel/DocumentStoreSuite.ts"
+import { suite as projectionStoreSuite } from "../readmodel/ProjectionStoreSuite.ts"
 import { suite as snapshotStoreSuite } from "../snapshot/SnapshotStoreSuite.ts"
 
 const folders: Array<string> = []
@@ -39,6 +40,7 @@ outboxSuite("lmdb", fresh("outbox"))
 inboxSuite("lmdb", fresh("inbox"))
 repositorySuite("lmdb", fresh("repository"))
 documentSuite("lmdb", fresh("documents"))
+projectionStoreSuite("lmdb", fresh("projections"))
 
 // ---------------------------------------------------------------------------------------------
 // what the suites cannot see: the LMDB unit of work, persistence and corrupt data

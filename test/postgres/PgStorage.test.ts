@@ -1,4 +1,5 @@
 import { suite as documentSuite } from "../readmodel/DocumentStoreSuite.ts"
+import { suite as projectionStoreSuite } from "../readmodel/ProjectionStoreSuite.ts"
 import { suite as eventStoreSuite } from "../eventstore/EventStoreSuite.ts"
 import { suite as repositorySuite } from "../command/RepositorySuite.ts"
 import { suite as transactionsSuite } from "../transaction/TransactionsSuite.ts"
@@ -15,4 +16,5 @@ describePostgres("PostgreSQL storage", () => {
   repositorySuite("postgres", pgStorage("rp"))
   inboxSuite("postgres", pgStorage("ib"))
   documentSuite("postgres", pgStorage("dc"))
+  projectionStoreSuite("postgres", pgStorage("ps"))
 })

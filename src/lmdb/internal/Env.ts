@@ -24,6 +24,9 @@
  * | `deadletters` | id | {@link DeadLetterValue} |
  * | `meta` | `"position"` / `"outbox"` / `"deadletter"` | counters |
  * | `documents` | `[collection, id]` | {@link DocumentValue} (read models) |
+ * | `pmarks` | `[projection, aggregateId]` | {@link MarkValue} |
+ * | `pparked` | `[projection, aggregateId, version]` | {@link ParkedValue} |
+ * | `pstate` | key | {@link StateValue} |
  */
 import * as fs from "node:fs"
 import { Context, Effect, type Scope } from "effect"
@@ -68,6 +71,22 @@ export interface DocumentValue {
   readonly u: number
 }
 
+/** A projection's mark: the version and a revision bumped by every write to the row. */
+export interface MarkValue {
+  readonly v: number
+  readonly r: number
+}
+
+export interface ParkedValue {
+  readonly e: unknown
+  readonly t: number
+}
+
+export interface StateValue {
+  readonly v: unknown
+  readonly r: number
+}
+
 export interface TxValue {
   readonly parent: string | null
   readonly status: TransactionStatus
@@ -105,6 +124,9 @@ export interface Dbs {
   readonly deadletters: Database<DeadLetterValue, number>
   readonly meta: Database<number, string>
   readonly documents: Database<DocumentValue, [string, string]>
+  readonly pmarks: Database<MarkValue, [string, string]>
+  readonly pparked: Database<ParkedValue, [string, string, number]>
+  readonly pstate: Database<StateValue, string>
 }
 
 export type Counter = "position" | "outbox" | "deadletter"
@@ -202,6 +224,14 @@ export interface Unit {
   readonly removedDeadLetters: Set<number>
   /** Read-model documents the unit writes (`collection\0id`; null: removed). */
   readonly documents: Map<string, DocumentValue | null>
+  /** Projection marks the unit writes or locked (`projection\0aggregateId`). */
+  readonly marks: Map<string, MarkValue>
+  /** Marks the unit locked: checked again at commit. */
+  readonly locked: Set<string>
+  /** Parked events the unit writes (`projection\0aggregateId\0version`; null: removed). */
+  readonly parked: Map<string, ParkedValue | null>
+  /** Projection states the unit writes. */
+  readonly states: Map<string, StateValue>
 }
 
 export const layerKey = (aggregateId: string, txKey: string): string => `${aggregateId}\u0000${txKey}`
@@ -217,7 +247,11 @@ const newUnit = (): Unit => ({
   transactions: new Map(),
   claims: new Set(),
   removedDeadLetters: new Set(),
-  documents: new Map()
+  documents: new Map(),
+  marks: new Map(),
+  locked: new Set(),
+  parked: new Map(),
+  states: new Map()
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -354,6 +388,9 @@ export const make = (options: LmdbOptions): Effect.Effect<LmdbEnvShape, StorageE
         inboxage: root.openDB<true, [number, string, string, string]>({ name: "inboxage" }),
         deadletters: root.openDB<DeadLetterValue, number>({ name: "deadletters" }),
         documents: root.openDB<DocumentValue, [string, string]>({ name: "documents" }),
+        pmarks: root.openDB<MarkValue, [string, string]>({ name: "pmarks" }),
+        pparked: root.openDB<ParkedValue, [string, string, number]>({ name: "pparked" }),
+        pstate: root.openDB<StateValue, string>({ name: "pstate" }),
         meta: root.openDB<number, string>({ name: "meta" })
       }),
       catch: (cause) => storageError(`open LMDB databases at ${options.path}`, cause)

@@ -136,6 +136,31 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (collection, id)
       )`
     ]
+  },
+  {
+    id: 4,
+    name: "projection marks, parked events and state",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS minos_projection_marks (
+        projection text NOT NULL,
+        aggregate_id text NOT NULL,
+        version integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (projection, aggregate_id)
+      )`,
+      `CREATE TABLE IF NOT EXISTS minos_projection_parked (
+        projection text NOT NULL,
+        aggregate_id text NOT NULL,
+        version integer NOT NULL,
+        event jsonb NOT NULL,
+        parked_at timestamptz NOT NULL,
+        PRIMARY KEY (projection, aggregate_id, version)
+      )`,
+      `CREATE TABLE IF NOT EXISTS minos_projection_state (
+        key text PRIMARY KEY,
+        value jsonb NOT NULL,
+        revision bigint NOT NULL
+      )`
+    ]
   }
 ]
 
