@@ -1,12 +1,15 @@
 /**
- * The query side of exam: a read model of exams, kept up to date by event handlers from the
- * `ExamCreated` / `ExamUpdated` / `ExamDeleted` domain events (eventually consistent), and queried by
- * `GET /exams` and the `GetExams` query.
+ * The query side of exam: a projection of the `Exam` aggregate's events into the `exams`
+ * collection, queried by `GET /exams` and the `GetExams` query. It is inline: a command's own
+ * transaction updates it (read-your-writes), and the service's event-log follower catches what a
+ * command cannot (events committed by a saga's transaction). The framework applies each exam's
+ * events once, in version order; the handlers below only say what an event does to the view.
  */
-import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Effect, Option, Schema, Stream } from "effect"
+import * as Entity from "effect-minos/domain/Entity"
+import * as Projection from "effect-minos/projection/Projection"
 import * as Condition from "effect-minos/query/Condition"
-import * as DocumentStore from "effect-minos/readmodel/DocumentStore"
-import { Status } from "./Exam.ts"
+import { Exam, Status } from "./Exam.ts"
 
 export const ExamView = Schema.Struct({
   uuid: Schema.String,
@@ -22,65 +25,41 @@ export const ExamView = Schema.Struct({
 })
 export type ExamView = typeof ExamView.Type
 
-const views = DocumentStore.collection("exams", ExamView)
-
-/** The content of a domain event as the repository publishes it. */
-export const DomainEvent = Schema.Struct({
-  uuid: Schema.String,
-  aggregate: Schema.String,
-  version: Schema.Int,
-  type: Schema.String,
-  createdAt: Schema.Number,
-  data: Schema.Unknown
-})
-type DomainEvent = typeof DomainEvent.Type
+type Fields = NonNullable<ReturnType<typeof Entity.fieldsOf<typeof Exam.fields.Type>>>
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** ExamCreated → a new view. */
-export const onCreated = (event: DomainEvent) =>
-  Effect.gen(function*() {
-    const fields = (event.data as { fields: Record<string, unknown> }).fields
-    const existing = yield* views.get(event.uuid)
-    // redelivered or older than what the view has: nothing to do
-    if (Option.isSome(existing) && existing.value.version >= event.version) return
-    yield* views.put(event.uuid, Schema.decodeUnknownSync(ExamView)({
-      ...fields,
-      uuid: event.uuid,
-      version: event.version,
-      createdAt: iso(event.createdAt),
-      updatedAt: iso(event.createdAt)
-    }))
-  })
+/** The view of an exam's fields after an event. */
+const viewOf = (fields: Fields, event: { readonly uuid: string; readonly version: number; readonly createdAt: number }, createdAt: string): ExamView => ({
+  ...fields,
+  uuid: event.uuid,
+  version: event.version,
+  createdAt,
+  updatedAt: iso(event.createdAt)
+})
 
-/** ExamUpdated → the changed fields applied. */
-export const onUpdated = (event: DomainEvent) =>
-  Effect.gen(function*() {
-    const existing = yield* views.get(event.uuid)
-    if (Option.isNone(existing) || existing.value.version >= event.version) return
-    const next: Record<string, unknown> = { ...existing.value, version: event.version, updatedAt: iso(event.createdAt) }
-    for (const change of (event.data as { diff: ReadonlyArray<{ name: string; value?: unknown }> }).diff) {
-      if ("value" in change) next[change.name] = change.value
-      else delete next[change.name]
-    }
-    yield* views.put(event.uuid, Schema.decodeUnknownSync(ExamView)(next))
-  })
-
-/** ExamDeleted → the view removed. */
-export const onDeleted = (event: DomainEvent) => Effect.asVoid(views.remove(event.uuid))
+export const ExamViews = Projection.make({
+  name: "ExamView",
+  aggregate: Exam,
+  collection: "exams",
+  schema: ExamView,
+  mode: "inline",
+  on: {
+    ExamCreated: (_, event) => Option.some(viewOf(Entity.fieldsOf(Exam.evolve({ _tag: "Absent" }, event.data))!, event, iso(event.createdAt))),
+    // the entity's own reducer applies the field changes
+    ExamUpdated: (view, event) =>
+      Option.map(view, (v) => viewOf(Entity.fieldsOf(Exam.evolve({ _tag: "Active", fields: v }, event.data))!, event, v.createdAt)),
+    ExamDeleted: () => Option.none()
+  }
+})
 
 /** Exams by subject (all when omitted), newest first. */
 export const list = (options: { readonly subject?: string | undefined; readonly limit?: number | undefined }) =>
-  views.find({
+  ExamViews.find({
     condition: options.subject === undefined ? Condition.TRUE : Condition.equal("subject", options.subject),
     ordering: Condition.desc("createdAt"),
     limit: options.limit ?? 100
   }).pipe(Stream.runCollect, Effect.map((items) => Array.from(items)))
 
-/** Waits until the view has `uuid` at `version` or later (or gone), at most `timeoutMs`. */
-export const waitFor = (uuid: string, version: number, timeoutMs: number) =>
-  views.get(uuid).pipe(
-    Effect.map((view) => Option.isSome(view) && view.value.version >= version),
-    Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (caughtUp) => caughtUp }),
-    Effect.timeoutOrElse({ duration: Duration.millis(timeoutMs), orElse: () => Effect.succeed(false) })
-  )
+/** Waits until the view has applied `uuid` at `version` or later (deleted included), at most `timeoutMs`. */
+export const waitFor = (uuid: string, version: number, timeoutMs: number) => ExamViews.waitFor(uuid, version, timeoutMs)

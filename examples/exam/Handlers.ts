@@ -1,7 +1,6 @@
 /**
  * The exam microservice's handlers: REST and broker commands on the write side (the `Exam`
- * aggregate), REST and broker queries on the read side (`ExamView`), and the event handlers that keep
- * the read side up to date.
+ * aggregate) and REST and broker queries on the read side (the `ExamView` projection).
  */
 import { Effect, Schema } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
@@ -107,9 +106,5 @@ export const handlers = [
   Router.command("DeleteExam", { payload: Schema.Struct({ uuid: Uuid }), success: Ref }, ({ uuid }) => remove(uuid)),
   Router.query("GetExam", { payload: Schema.Struct({ uuid: Uuid }), success: ExamBody }, ({ uuid }) => get(uuid)),
   Router.query("GetExams", { payload: Schema.Struct({ subject: Schema.optional(Schema.String), limit: Schema.optional(Schema.Int) }) }, (q) =>
-    Effect.map(ExamView.list(q), (items) => ({ items }))),
-  // read side upkeep
-  Router.event("ExamCreated", { payload: ExamView.DomainEvent }, ExamView.onCreated),
-  Router.event("ExamUpdated", { payload: ExamView.DomainEvent }, ExamView.onUpdated),
-  Router.event("ExamDeleted", { payload: ExamView.DomainEvent }, ExamView.onDeleted)
+    Effect.map(ExamView.list(q), (items) => ({ items })))
 ] as const

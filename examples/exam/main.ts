@@ -6,6 +6,7 @@ import { Effect, Layer } from "effect"
 import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import { Exam, Exams } from "./Exam.ts"
+import { ExamViews } from "./ExamView.ts"
 import { handlers } from "./Handlers.ts"
 import { ScheduleExam } from "./ScheduleExam.ts"
 
@@ -13,6 +14,7 @@ export default Layer.unwrap(Effect.map(ScheduleExam.build, (scheduleExam) =>
   Microservice.layer({
     handlers,
     services: Layer.mergeAll(Repository.layer(Exams, Exam)),
+    projections: [ExamViews],
     sagas: [scheduleExam]
   })
 ))

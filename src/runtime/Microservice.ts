@@ -30,6 +30,8 @@ import * as HttpServer from "../http/HttpServer.ts"
 import { EventStore } from "../eventstore/EventStore.ts"
 import * as Consumer from "../messaging/Consumer.ts"
 import * as OutboxRelay from "../messaging/OutboxRelay.ts"
+import type * as Projection from "../projection/Projection.ts"
+import * as ProjectionRunner from "../projection/ProjectionRunner.ts"
 import type { Handler, Middleware } from "../router/Router.ts"
 import * as Router from "../router/Router.ts"
 import * as Scheduler from "../router/Scheduler.ts"
@@ -78,6 +80,11 @@ export interface Definition<Hs extends ReadonlyArray<Handler>, S, E> {
   readonly services?: Layer.Layer<S, E, Infrastructure>
   /** Saga definitions this service coordinates (see `SagaManager`). */
   readonly sagas?: ReadonlyArray<Saga.Definition.Any>
+  /**
+   * Read models fed by aggregate events (`Projection.make`): inline ones run in the repositories'
+   * transactions, local ones follow the event log, remote ones consume their topics.
+   */
+  readonly projections?: ReadonlyArray<Projection.Projection.Any>
   /** Extra background parts that need the infrastructure and the user's services. */
   readonly background?: Layer.Layer<never, E, Infrastructure | S | Router.Routes | SagaManager.SagaManager>
 }
@@ -299,20 +306,29 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
   definition: Definition<Hs, S, E>
 ): Layer.Layer<S | SagaManager.SagaManager, E | StartupError | Router.RouteError, Infrastructure> =>
   Layer.unwrap(Effect.map(MinosConfig, (config) => {
+    const projections = definition.projections ?? []
     // without `services`, S is inferred as never and the empty layer is exactly that
-    const services = definition.services ?? (Layer.empty as unknown as Layer.Layer<S, E, Infrastructure>)
+    const services = (definition.services ?? (Layer.empty as unknown as Layer.Layer<S, E, Infrastructure>)).pipe(
+      // the repositories find the inline projections here
+      Layer.provide(ProjectionRunner.layerInline(projections))
+    )
     const sagas = Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
       // fresh: two services built together (tests, one process) must not share one store
       Layer.provide(Layer.fresh(layerSagaStore))
     )
     const routes = Router.layer([
       ...definition.handlers,
+      ...ProjectionRunner.handlers(projections),
       ...(config.components.system ? SystemRoutes.handlers : []),
       ...(config.components.sagas ? [...Transactional.handlers(config.service.name), ...SagaRoutes.handlers] : [])
     ], {
       middleware: [...(config.components.sagas ? [Transactional.middleware(config.service.name)] : []), ...(definition.middleware ?? [])]
     })
-    const background = definition.background === undefined ? layerBackground(config) : Layer.merge(layerBackground(config), definition.background)
+    const followers = projections.length === 0
+      ? Layer.empty
+      : ProjectionRunner.layer(projections, { batchSize: config.queue.batchSize, pollIntervalMs: config.queue.pollIntervalMs })
+    const base = Layer.merge(layerBackground(config), followers)
+    const background = definition.background === undefined ? base : Layer.merge(base, definition.background)
     return background.pipe(Layer.provideMerge(routes), Layer.provideMerge(sagas), Layer.provideMerge(services))
   }))
 

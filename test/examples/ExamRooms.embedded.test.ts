@@ -8,6 +8,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Exam, Exams } from "../../examples/exam/Exam.ts"
+import { ExamViews } from "../../examples/exam/ExamView.ts"
 import { handlers as examHandlers } from "../../examples/exam/Handlers.ts"
 import { ScheduleExam } from "../../examples/exam/ScheduleExam.ts"
 import { handlers as roomHandlers } from "../../examples/rooms/Handlers.ts"
@@ -51,7 +52,7 @@ it.live("exam + rooms on the embedded default: REST, read model, scheduling saga
     const broker = yield* Layer.build(MemoryBroker.layer())
     const shared = Layer.succeedContext(broker)
     const scheduleExam = yield* ScheduleExam.build
-    const examCtx = yield* Layer.build(service("exam", { handlers: examHandlers, services: Repository.layer(Exams, Exam), sagas: [scheduleExam] }).pipe(Layer.provide(shared)))
+    const examCtx = yield* Layer.build(service("exam", { handlers: examHandlers, services: Repository.layer(Exams, Exam), projections: [ExamViews], sagas: [scheduleExam] }).pipe(Layer.provide(shared)))
     const roomsCtx = yield* Layer.build(service("rooms", { handlers: roomHandlers, services: Repository.layer(Rooms, Room) }).pipe(Layer.provide(shared)))
     const exam = Context.get(examCtx as unknown as Context.Context<HttpAddress>, HttpAddress).url
     const rooms = Context.get(roomsCtx as unknown as Context.Context<HttpAddress>, HttpAddress).url
@@ -70,6 +71,9 @@ it.live("exam + rooms on the embedded default: REST, read model, scheduling saga
     assert.strictEqual(saga.body.status, "finished", JSON.stringify(saga.body))
     const scheduled = yield* http("GET", `${exam}/exams/${uuid}`)
     assert.strictEqual(scheduled.body.status, "scheduled")
+    // the saga's transaction committed the change: the read model's follower picks it up from the log
+    const view = yield* http("GET", `${exam}/exams?subject=stats&waitFor=${uuid}@${scheduled.body.version}`)
+    assert.deepStrictEqual(view.body.items.map((i: { status: string; version: number }) => [i.status, i.version]), [["scheduled", scheduled.body.version]])
     const room = yield* http("GET", `${rooms}/rooms/${scheduled.body.roomUuid}`)
     assert.deepStrictEqual(room.body.bookings, [{ examUuid: uuid, seats: 20 }])
     assert.strictEqual(room.body.free, 30)
