@@ -5,6 +5,8 @@
  *   effect-minos config check [config.yml]                          print the resolved config (secrets redacted)
  *   effect-minos dead-letters list [config.yml] [--topic T]         list dead letters
  *   effect-minos dead-letters replay <id|all> [config.yml]          replay one or all
+ *   effect-minos projections list [config.yml]                      projections: checkpoint, lag, parked
+ *   effect-minos projections rebuild <name> [config.yml] [--detach] replay a projection into a new generation
  *
  * @since 0.1.0
  */
@@ -15,7 +17,9 @@ const usage = `usage:
   effect-minos start [config.yml] [--services] [--entry <module>]
   effect-minos config check [config.yml]
   effect-minos dead-letters list [config.yml] [--topic <topic>]
-  effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]`
+  effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]
+  effect-minos projections list [config.yml]
+  effect-minos projections rebuild <name> [config.yml] [--detach]`
 
 const configCheck = (file: string | undefined) =>
   MinosConfig.load(file ?? MinosConfig.defaultPath()).pipe(
@@ -32,6 +36,9 @@ if (command === "start") {
 } else if (command === "dead-letters") {
   const { deadLetters } = await import("./DeadLettersCommand.ts")
   process.exitCode = await Effect.runPromise(deadLetters(rest))
+} else if (command === "projections") {
+  const { projections } = await import("./ProjectionsCommand.ts")
+  process.exitCode = await Effect.runPromise(projections(rest))
 } else if (command === "config" && rest[0] === "check") {
   process.exitCode = await Effect.runPromise(configCheck(rest[1]))
 } else {
