@@ -15,6 +15,7 @@ import { sagaCases, type SagaResult } from "./SagaBench.ts"
 import { lmdbGroup, tempDir } from "./LmdbBench.ts"
 import { kafkaBroker, kafkaBrokers, lmdbClaim, messagingCases, pgClaim, type RawKafka, rawKafka } from "./MessagingBench.ts"
 import { dropSchemas, postgresCases, postgresLayer } from "./StorageBench.ts"
+import { projectionCases } from "./ProjectionBench.ts"
 
 const filter = process.argv[2]
 const selected = (c: Case) => filter === undefined || `${c.group}: ${c.name}`.includes(filter)
@@ -86,6 +87,8 @@ const program = Effect.gen(function*() {
     const order = ["relay", "consumer"]
     return yield* runAll([...cases].sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group)))
   }))))
+
+  if (filter === undefined || "projection".startsWith(filter) || filter.startsWith("projection")) results.push(...(yield* Effect.scoped(Effect.flatMap(projectionCases(pgUp ? (schemas.push(`bench_proj_${runId}`), `bench_proj_${runId}`) : undefined), runAll))))
 
   // sagas: no raw baseline, so throughput and latency on their own
   const sagas: Array<SagaResult> = []
