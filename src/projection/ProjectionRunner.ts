@@ -5,8 +5,9 @@
  * - **Follower** (`source: "local"`, and behind every inline projection): reads the gap-safe global
  *   log (`EventStore.readAll`) from the projection's checkpoint and applies the aggregate's events;
  *   the checkpoint advances in the same storage transaction as the documents, by compare-and-set, so
- *   two followers (two replicas) never both advance it: one of them retries on fresh state. Running
- *   it on one replica only (`leadership`) saves work; correctness does not depend on it.
+ *   two followers (two replicas) never both advance it: one of them retries on fresh state. It runs
+ *   on the replica holding the lease `projection:{name}` (`Leadership`) to save the duplicate work;
+ *   correctness does not depend on it.
  * - **Rebuild** (`requestRebuild`, `effect-minos projections rebuild <name>`): the follower replays
  *   the whole log into a new generation (`{collection}.g{n}`, marks of its own) while the live one
  *   keeps serving and following; when the replay reaches the head, one transaction makes it the live
@@ -22,6 +23,7 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { describeCause } from "../internal/Outcome.ts"
+import { Leadership } from "../cluster/Leadership.ts"
 import { InlineProjections, storedEventContent } from "../command/Repository.ts"
 import * as PortError from "../errors/PortError.ts"
 import { EventStore, EventStoreError, type StoredEvent } from "../eventstore/EventStore.ts"
@@ -47,9 +49,10 @@ export interface RunnerOptions {
   /** Attempts of a failing event before it is parked as poison (default 5). */
   readonly attempts?: number | undefined
   /**
-   * Runs the follower of `name` where the cluster wants it (e.g. `Leadership.run`); default: here.
+   * Runs the follower of `name` where the cluster wants it; default: `Leadership.run` when the
+   * storage bundle provides `Leadership`, else here.
    */
-  readonly leadership?: (<A, E, R>(name: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
+  readonly leadership?: (<R>(name: string, effect: Effect.Effect<void, never, R>) => Effect.Effect<unknown, never, R>) | undefined
 }
 
 /** The state key listing the projections of the service (for the CLI). */
@@ -381,7 +384,9 @@ export const run = (projection: Projection.Any, options: RunnerOptions = {}) => 
         Effect.flatMap(Ref.updateAndGet(failures, (n) => n + 1), (n) =>
           n === 1 || n % 20 === 0 ? Effect.logWarning(`projection ${projection.name}: a round failed, retrying`, cause) : Effect.void)
       ),
-      Effect.retry(cappedExponential("100 millis", "5 seconds"))
+      Effect.retry(cappedExponential("100 millis", "5 seconds")),
+      // retried forever: it never fails
+      Effect.orDie
     )
     // a busy log is read again at once; an idle one after the poll interval
     const pace = Schedule.forever.pipe(
@@ -456,7 +461,9 @@ export const layer = (projections: ReadonlyArray<Projection.Any>, options: Runne
       yield* store.putState(registryKey, { projections: merged }, revision)
     }).pipe(Effect.retry({ while: isRetryable, schedule: cappedExponential("50 millis", "2 seconds"), times: 50 }))
     yield* register.pipe(Effect.catchCause((cause) => Effect.logWarning("projections: could not register them (projections list will not show them)", cause)))
-    const lead = options.leadership ?? (<A, E, R>(_: string, effect: Effect.Effect<A, E, R>) => effect)
+    const cluster = yield* Effect.serviceOption(Leadership)
+    const lead = options.leadership ??
+      (Option.isSome(cluster) ? cluster.value.run : <R>(_: string, effect: Effect.Effect<void, never, R>): Effect.Effect<unknown, never, R> => effect)
     for (const p of projections) {
       if (p.source !== "local") continue
       yield* lead(`projection:${p.name}`, run(p, options)).pipe(Effect.forkScoped)
