@@ -121,7 +121,8 @@ export interface RepositoryOptions {
   readonly publish?: boolean
   /**
    * Also publish every event on the aggregate's stream topic (`_{Aggregate}Stream`, key = aggregate
-   * id), which projections of other services consume in order (default true).
+   * id), which projections of other services consume in order (`source: "stream"`; default false, as
+   * it adds one outbox record per event).
    */
   readonly stream?: boolean
 }
@@ -195,7 +196,7 @@ export const make = <A extends Aggregate.Aggregate.Any>(aggregate: A, options: R
     const decodeEvent = Schema.decodeUnknownSync(aggregate.events as Schema.Codec<Event, unknown>)
     const name = aggregate.name
     const publish = options.publish ?? true
-    const stream = options.stream ?? true
+    const stream = options.stream ?? false
     const inline = yield* Effect.serviceOption(InlineProjections)
 
     const corrupt = (id: string, message: string, cause: unknown) =>
