@@ -21,6 +21,7 @@ import {
   type Dbs,
   errorMapper,
   type EventValue,
+  HIGH,
   layerKey,
   layersOf,
   LmdbEnv,
@@ -34,6 +35,9 @@ import {
 } from "./internal/Env.ts"
 import { type AppendInput, type AppendResult, EventStore, EventStoreError, type EventStoreShape, type StoredEvent, checkAppend } from "../eventstore/EventStore.ts"
 import { isUuid } from "../internal/Ids.ts"
+
+/** Transactions in these states hold their versions. */
+const CLAIMING: ReadonlySet<string> = new Set(["reserving", "reserved", "committing"])
 
 const mapError = (what: string, aggregateId?: string) =>
   errorMapper(what, (f) => new EventStoreError({ reason: f.kind, message: f.message, cause: f.cause, ...(aggregateId === undefined ? {} : { aggregateId }) }))
@@ -113,6 +117,23 @@ const appendIn = (
     throw new Abort(
       new EventStoreError({ reason: "Conflict", message: `${aggregate} ${aggregateId} is at version ${current}, not ${expectedVersion}`, aggregateId })
     )
+  }
+  const lookup = dbLookup(w.dbs)
+  const parent = tx === undefined ? null : lookup(tx)!.parent
+  // versions a reserved sibling (a transaction committing into the same destination) holds are
+  // refused: its commit must not fail for a collision
+  for (const [, other] of streams.getKeys({ start: [aggregateId], end: [aggregateId, HIGH] })) {
+    if (other === MAIN || other === tx) continue
+    const t = lookup(other)
+    if (t === undefined || t.parent !== parent || !CLAIMING.has(t.status)) continue
+    const n = events.getKeysCount({ start: [aggregateId, other, expectedVersion + 1], end: [aggregateId, other, expectedVersion + values.length], inclusiveEnd: true })
+    if (n > 0) {
+      throw new Abort(new EventStoreError({
+        reason: "Conflict",
+        message: `${aggregate} ${aggregateId} version ${expectedVersion + 1} is claimed by a reserved transaction; decide again after it commits or is rejected`,
+        aggregateId
+      }))
+    }
   }
   const layer = tx ?? MAIN
   const first = tx === undefined ? w.positions(values.length) : 0

@@ -125,7 +125,17 @@ const rejectWith = (w: WriteCtx, id: string, current: TxValue, now: number, n: n
   return { ok: false, error: error(id, "Conflict", `Transaction ${id} collides with ${n} write(s) ${when}; it was rejected`) }
 }
 
+/** A transaction inside a parent that no longer takes writes cannot reserve or commit: its writes would be lost. */
+const checkParent = (w: WriteCtx, id: string, current: TxValue): void => {
+  if (current.parent === null) return
+  const parent = dbLookup(w.dbs)(current.parent)
+  if (parent?.status !== "pending") {
+    throw new Abort(error(id, "IllegalTransition", `Transaction ${id} cannot go on inside ${current.parent}, which is ${parent?.status ?? "unknown"}`))
+  }
+}
+
 const reserveIn = (w: WriteCtx, id: string, current: TxValue, now: number): Outcome => {
+  checkParent(w, id, current)
   const reserving = setStatus(w, id, current, "reserving", now)
   const n = collisions(w.dbs, id, reserving)
   if (n > 0) return rejectWith(w, id, reserving, now, n, "already in its destination or a reserved sibling")
@@ -190,25 +200,21 @@ const moveOutbox = (w: WriteCtx, id: string, destination: string): void => {
 
 const commitIn = (w: WriteCtx, id: string, current: TxValue, now: number): Outcome => {
   const destination = current.parent ?? MAIN
-  if (current.parent !== null) {
-    const parent = dbLookup(w.dbs)(current.parent)
-    if (parent?.status !== "pending") {
-      throw new Abort(error(id, "IllegalTransition", `Transaction ${id} cannot commit into ${current.parent}, which is ${parent?.status ?? "unknown"}`))
-    }
-  }
+  checkParent(w, id, current)
   let record = current
   if (record.status === "pending") {
     const reserved = reserveIn(w, id, record, now)
     if (!reserved.ok) return reserved
     record = reserved.record
   } else if (record.status === "reserved") {
-    // a destination write may have taken one of our versions since we reserved: give up cleanly
+    // appends refuse a reserved transaction's versions, so a collision here breaks an invariant: the
+    // transaction stays reserved (for an operator) instead of losing its writes
     let n = 0
     for (const aggregateId of eventWrites(w.dbs, id)) {
       const versions = versionsOf(w.dbs, aggregateId, id)
       if (versions.length > 0) n += countIn(w.dbs, aggregateId, destination, versions[0]!, versions[versions.length - 1]!)
     }
-    if (n > 0) return rejectWith(w, id, record, now, n, "written into its destination after it reserved")
+    if (n > 0) throw new Abort(error(id, "Unknown", `Transaction ${id} collided while committing although it was reserved; it stays reserved`))
   }
   record = setStatus(w, id, record, "committing", now)
   moveEvents(w, id, destination)

@@ -9,11 +9,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { chainOf } from "./internal/Chain.ts"
 import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
-import { type AppendInput, EventStore, EventStoreError, type EventStoreShape, type StoredEvent, checkAppend } from "../eventstore/EventStore.ts"
+import { type AppendInput, type AppendResult, EventStore, EventStoreError, type EventStoreShape, type StoredEvent, checkAppend } from "../eventstore/EventStore.ts"
 import { isUuid, NIL } from "../internal/Ids.ts"
 
 interface Row {
@@ -81,8 +81,23 @@ export const make = Effect.gen(function*() {
   const append = Effect.fn("PgEventStore.append")(function*(input: AppendInput) {
     const problem = checkAppend(input)
     if (problem !== undefined) return yield* Effect.fail(invalid(problem, isUuid(input.aggregateId) ? input.aggregateId : undefined))
+    // the lock is transaction-scoped: outside a unit of work the append opens its own transaction
+    const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
+    return yield* (inTransaction ? appendIn(input) : sql.withTransaction(appendIn(input)).pipe(
+      Effect.mapError((e) => (e._tag === "SqlError" ? sqlFailure("append", input.aggregateId)(e) : e))
+    ))
+  })
+
+  const appendIn = (input: AppendInput) => Effect.gen(function*() {
     const chain = yield* view(input.transaction, input.aggregateId)
     const tx = input.transaction ?? NIL
+    // reserve takes this key exclusively: an append it has not seen yet commits before its check,
+    // and one after it sees the claim (so a reserved transaction's versions are never taken)
+    yield* sql`SELECT pg_advisory_xact_lock_shared(hashtextextended(${`effect-minos:stream:${input.aggregateId}`}::text, 0))`.pipe(
+      Effect.mapError(sqlFailure("append", input.aggregateId))
+    )
+    // the destination this write lands in, as reserving transactions see it: siblings of the same parent
+    const parent = input.transaction === undefined ? null : chain.length >= 3 ? chain[chain.length - 2]! : null
     const types = input.events.map((e) => e.type)
     const datas = input.events.map((e) => JSON.stringify(e.data))
     const metas = input.events.map((e) => JSON.stringify(e.metadata ?? {}))
@@ -100,9 +115,13 @@ export const make = Effect.gen(function*() {
       : sql`(SELECT coalesce(max(version), 0) FROM minos_events
              WHERE aggregate_id = ${input.aggregateId}::uuid AND transaction_id = ANY(${chain}::uuid[])) = ${input.expectedVersion}::int
             AND EXISTS (SELECT 1 FROM minos_transactions WHERE id = ${tx}::uuid AND status = 'pending' FOR SHARE)`
+    const claimed = sql`NOT EXISTS (SELECT 1 FROM minos_events o JOIN minos_transactions t ON t.id = o.transaction_id
+        WHERE o.aggregate_id = ${input.aggregateId}::uuid AND o.transaction_id <> ${tx}::uuid
+          AND o.version > ${input.expectedVersion}::int AND o.version <= ${input.expectedVersion + input.events.length}::int
+          AND t.parent IS NOT DISTINCT FROM ${parent}::uuid AND t.status IN ('reserving', 'reserved', 'committing'))`
     const inserted = yield* sql<{ position: bigint }>`
       INSERT INTO minos_events (aggregate_id, aggregate, version, type, data, metadata, transaction_id, created_at)
-      ${rows} WHERE ${guard}
+      ${rows} WHERE ${guard} AND ${claimed}
       RETURNING position`.pipe(Effect.mapError(sqlFailure("append", input.aggregateId)))
     if (inserted.length === 0) {
       if (input.transaction !== undefined) {
@@ -116,11 +135,13 @@ export const make = Effect.gen(function*() {
       const current = yield* streamVersion(input.aggregateId, { transaction: input.transaction })
       return yield* Effect.fail(new EventStoreError({
         reason: "Conflict",
-        message: `${input.aggregate} ${input.aggregateId} is at version ${current}, not ${input.expectedVersion}`,
+        message: current === input.expectedVersion
+          ? `${input.aggregate} ${input.aggregateId} version ${input.expectedVersion + 1} is claimed by a reserved transaction; decide again after it commits or is rejected`
+          : `${input.aggregate} ${input.aggregateId} is at version ${current}, not ${input.expectedVersion}`,
         aggregateId: input.aggregateId
       }))
     }
-    return { aggregateId: input.aggregateId, fromVersion: input.expectedVersion + 1, toVersion: input.expectedVersion + input.events.length }
+    return { aggregateId: input.aggregateId, fromVersion: input.expectedVersion + 1, toVersion: input.expectedVersion + input.events.length } satisfies AppendResult
   })
 
   const readStream = Effect.fn("PgEventStore.readStream")(function*(

@@ -114,11 +114,25 @@ export const make = Effect.gen(function*() {
       return rows[0]?.n ?? 0
     })
 
+  /** The parent must still take writes: a child reserved or committed into a closed parent is lost. */
+  const checkParent = (id: string, parent: string | null) =>
+    parent === null ? Effect.void : Effect.gen(function*() {
+      const rows = yield* sql<{ status: string }>`SELECT status FROM minos_transactions WHERE id = ${parent}::uuid FOR SHARE`.pipe(
+        Effect.mapError(failure(id, "parent"))
+      )
+      const status = rows[0]?.status ?? "unknown"
+      if (status !== "pending") return yield* Effect.fail(error(id, "IllegalTransition", `Transaction ${id} cannot go on inside ${parent}, which is ${status}`))
+    })
+
   const reserveIn = (id: string) =>
     Effect.gen(function*() {
       const tx = yield* move(id, "reserving")
+      yield* checkParent(id, tx.parent)
       // siblings reserve one at a time, so two colliding ones cannot both pass
       yield* sql`SELECT pg_advisory_xact_lock(hashtext('effect-minos:reserve:' || ${tx.parent ?? NIL}::text))`.pipe(Effect.mapError(failure(id, "lock")))
+      // appends to our streams hold these keys shared: wait for the ones in flight, in a fixed order
+      yield* sql`SELECT pg_advisory_xact_lock(hashtextextended('effect-minos:stream:' || s.aggregate_id::text, 0))
+        FROM (SELECT DISTINCT aggregate_id FROM minos_events WHERE transaction_id = ${id}::uuid ORDER BY aggregate_id) s`.pipe(Effect.mapError(failure(id, "lock")))
       const n = yield* collisions(id, tx.parent)
       if (n > 0) {
         yield* move(id, "rejected")
@@ -138,6 +152,7 @@ export const make = Effect.gen(function*() {
   const commitIn = (id: string) =>
     Effect.gen(function*() {
       const tx = yield* move(id, "committing")
+      yield* checkParent(id, tx.parent)
       const parent = tx.parent ?? NIL
       yield* sql`INSERT INTO minos_events (aggregate_id, aggregate, version, type, data, metadata, transaction_id, created_at)
         SELECT aggregate_id, aggregate, version, type, data, metadata, ${parent}::uuid, created_at
@@ -158,12 +173,13 @@ export const make = Effect.gen(function*() {
   const commit = Effect.fn("PgTransactions.commit")(function*(id: string) {
     const current = yield* get(id)
     if (current.status === "pending") yield* reserve(id)
+    // a reserved transaction's versions are refused to every other writer, so a collision here
+    // breaks an invariant: it stays reserved (for an operator) instead of losing its writes
     return yield* sql.withTransaction(commitIn(id)).pipe(
       Effect.catchTag("SqlError", (e) =>
-        kindOf(e) === "Conflict"
-          // a main-store write took one of our versions after we reserved: give up cleanly
-          ? Effect.andThen(reject(id), Effect.fail(error(id, "Conflict", `Transaction ${id} collided while committing; it was rejected`)))
-          : Effect.fail(failure(id, "commit")(e)))
+        Effect.fail(kindOf(e) === "Conflict"
+          ? new TransactionError({ reason: "Unknown", transaction: id, message: `Transaction ${id} collided while committing although it was reserved; it stays reserved`, cause: e })
+          : failure(id, "commit")(e)))
     )
   })
 

@@ -72,25 +72,35 @@ const statusOf = (uuid: string) =>
     Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed("unknown"))
   )
 
-/** Reserve: collisions → TransactionError Conflict (a 400 reply). Unknown transaction: nothing to reserve. */
+const unknown = (uuid: string, what: string) =>
+  Effect.fail(new TransactionError({ reason: "NotFound", transaction: uuid, message: `Transaction ${uuid} is unknown here; nothing to ${what}` }))
+
+/**
+ * Reserve: the whole chain is checked (the parent still pending, no collision with the destination or
+ * a reserved sibling); a collision rejects the transaction and answers `Conflict` (400). A transaction
+ * this service never saw is refused (400 `NotFound`): answering "reserved" would promise writes it
+ * does not have.
+ */
 export const reserve = ({ uuid }: { readonly uuid: string }) =>
   Effect.gen(function*() {
     const status = yield* statusOf(uuid)
-    if (status === "unknown" || status === "reserved" || status === "committed") return { uuid, status: status === "unknown" ? "reserved" : status }
+    if (status === "unknown") return yield* unknown(uuid, "reserve")
+    if (status === "reserved" || status === "committed") return { uuid, status }
     const r = yield* Effect.flatMap(Transactions, (t) => t.reserve(uuid))
     return { uuid, status: r.status }
   })
 
-/** Commit: idempotent; a rejected transaction cannot commit (400). */
+/** Commit: idempotent; a rejected or unknown transaction cannot commit (400). */
 export const commit = ({ uuid }: { readonly uuid: string }) =>
   Effect.gen(function*() {
     const status = yield* statusOf(uuid)
-    if (status === "unknown" || status === "committed") return { uuid, status: status === "unknown" ? "committed" : status }
+    if (status === "unknown") return yield* unknown(uuid, "commit")
+    if (status === "committed") return { uuid, status }
     const r = yield* Effect.flatMap(Transactions, (t) => t.commit(uuid))
     return { uuid, status: r.status }
   })
 
-/** Reject: idempotent; a committed transaction cannot be rejected (400). */
+/** Reject: idempotent (an unknown transaction has nothing to reject); a committed one cannot be rejected (400). */
 export const reject = ({ uuid }: { readonly uuid: string }) =>
   Effect.gen(function*() {
     const status = yield* statusOf(uuid)

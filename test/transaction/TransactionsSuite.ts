@@ -141,6 +141,99 @@ export const suite = (name: string, layer: Layer.Layer<Storage.Services, unknown
         assert.strictEqual(yield* events.streamVersion(id), 1)
       }))
 
+    it.effect("a child of a committed or rejected parent can neither reserve nor commit (its writes would be lost)", () =>
+      Effect.gen(function*() {
+        const tx = yield* Transactions
+        const events = yield* EventStore
+        for (const close of ["commit", "reject"] as const) {
+          const parent = yield* tx.begin()
+          const child = yield* tx.begin({ parent: parent.id })
+          const id = uuid()
+          yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "A", data: {} }], transaction: child.id })
+          yield* tx[close](parent.id)
+          assert.strictEqual((yield* Effect.flip(tx.reserve(child.id))).reason, "IllegalTransition")
+          assert.strictEqual((yield* Effect.flip(tx.commit(child.id))).reason, "IllegalTransition")
+          assert.strictEqual((yield* tx.get(child.id)).status, "pending")
+          assert.strictEqual(yield* events.streamVersion(id), 0)
+          // the coordinator can still clean it up
+          assert.strictEqual((yield* tx.reject(child.id)).status, "rejected")
+        }
+      }))
+
+    it.effect("a reserved child cannot commit into a parent that closed after it reserved", () =>
+      Effect.gen(function*() {
+        const tx = yield* Transactions
+        const parent = yield* tx.begin()
+        const child = yield* tx.begin({ parent: parent.id })
+        yield* tx.reserve(child.id)
+        yield* tx.commit(parent.id)
+        assert.strictEqual((yield* Effect.flip(tx.commit(child.id))).reason, "IllegalTransition")
+        assert.strictEqual((yield* tx.reject(child.id)).status, "rejected")
+      }))
+
+    it.effect("a main-store write to a version a reserved transaction holds is refused; the reserved one then commits", () =>
+      Effect.gen(function*() {
+        const tx = yield* Transactions
+        const events = yield* EventStore
+        const id = uuid()
+        yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "A", data: {} }] })
+        const t = yield* tx.begin()
+        yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 1, now: 2, events: [{ type: "B", data: {} }], transaction: t.id })
+        yield* tx.reserve(t.id)
+        const refused = yield* Effect.flip(events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 1, now: 3, events: [{ type: "C", data: {} }] }))
+        assert.strictEqual(refused.reason, "Conflict")
+        assert.include(refused.message, "reserved transaction")
+        // a sibling transaction is refused the same version too
+        const sibling = yield* tx.begin()
+        const refusedSibling = yield* Effect.flip(events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 1, now: 3, events: [{ type: "D", data: {} }], transaction: sibling.id }))
+        assert.strictEqual(refusedSibling.reason, "Conflict")
+        assert.strictEqual((yield* tx.commit(t.id)).status, "committed")
+        assert.deepStrictEqual((yield* events.readStream(id)).map((e) => e.type), ["A", "B"])
+        // after the commit the next version is free again
+        yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 2, now: 4, events: [{ type: "C", data: {} }] })
+        yield* tx.reject(sibling.id)
+      }))
+
+    it.effect("a pending transaction's versions do not block writers; its reserve then collides and rejects it", () =>
+      Effect.gen(function*() {
+        const tx = yield* Transactions
+        const events = yield* EventStore
+        const id = uuid()
+        const t = yield* tx.begin()
+        yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "A", data: {} }], transaction: t.id })
+        yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "B", data: {} }] })
+        assert.strictEqual((yield* Effect.flip(tx.reserve(t.id))).reason, "Conflict")
+        assert.strictEqual((yield* tx.get(t.id)).status, "rejected")
+      }))
+
+    it.effect("racing a reserve against main-store writes of the same version: exactly one wins, a reserved one always commits", () =>
+      Effect.gen(function*() {
+        const tx = yield* Transactions
+        const events = yield* EventStore
+        let reservedWins = 0
+        let writerWins = 0
+        for (let i = 0; i < 25; i++) {
+          const id = uuid()
+          const t = yield* tx.begin()
+          yield* events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "T", data: {} }], transaction: t.id })
+          const [reserved, written] = yield* Effect.all([
+            Effect.result(tx.reserve(t.id)),
+            Effect.result(events.append({ aggregate: "Exam", aggregateId: id, expectedVersion: 0, now: 1, events: [{ type: "M", data: {} }] }))
+          ], { concurrency: 2 })
+          assert.notStrictEqual(reserved._tag === "Success", written._tag === "Success", `round ${i}: exactly one of them wins`)
+          if (reserved._tag === "Success") {
+            reservedWins++
+            assert.strictEqual((yield* tx.commit(t.id)).status, "committed")
+            assert.deepStrictEqual((yield* events.readStream(id)).map((e) => e.type), ["T"])
+          } else {
+            writerWins++
+            assert.strictEqual((yield* tx.get(t.id)).status, "rejected")
+            assert.deepStrictEqual((yield* events.readStream(id)).map((e) => e.type), ["M"])
+          }
+        }
+        assert.strictEqual(reservedWins + writerWins, 25)
+      }))
+
     it.effect("lists transactions by status and age", () =>
       Effect.gen(function*() {
         const tx = yield* Transactions
