@@ -56,7 +56,7 @@ export const sagaCases = Effect.fn("SagaBench")(function*() {
   const participant = `sagadesk${run}`
   const topic = `SagaBenchStep${run}`
   const schemas = [`bench_saga_c_${run}`, `bench_saga_p_${run}`]
-  const definition = yield* Saga.make("BenchSaga", { version: 1, context: Ctx })
+  const definition = Saga.make("BenchSaga", { version: 1, context: Ctx })
     .remote("Step", (ctx) => ({ topic, content: { n: ctx.n } }))
     .build
   const service = <const Hs extends ReadonlyArray<Router.Handler>>(name: string, schema: string, handlers: Hs, sagas: ReadonlyArray<Saga.Definition.Any>) =>

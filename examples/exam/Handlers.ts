@@ -94,8 +94,7 @@ export const handlers = [
     Effect.gen(function*() {
       // a missing or deleted exam is the caller's error, before any room is booked
       yield* Effect.flatMap(Exams, (exams) => exams.get(params.uuid))
-      const definition = yield* ScheduleExam.build
-      const sagaUuid = yield* Effect.flatMap(SagaManager, (m) => m.start(definition, { examUuid: params.uuid, seats: body.seats }))
+      const sagaUuid = yield* Effect.flatMap(SagaManager, (m) => m.start(ScheduleExam, { examUuid: params.uuid, seats: body.seats }))
       return { sagaUuid }
     })),
   // read side, REST

@@ -6,11 +6,14 @@
  *        └─ compensation: ReleaseRoom
  *
  * No room with enough seats → `BookRoom` replies 400 `NoRoomAvailable` → the saga fails, nothing is
- * booked and the exam stays a draft.
+ * booked and the exam stays a draft. Two schedules racing for the same room: the loser's booking is
+ * refused while the winner's is reserved, and its step is tried again on fresh state (the next room,
+ * or the same one with fewer free seats).
  */
 import { Effect, Schema } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
 import * as Saga from "effect-minos/saga/Saga"
+import { BookRoom, ReleaseRoom } from "../rooms/Contracts.ts"
 import { Exams } from "./Exam.ts"
 
 export const Context = Schema.Struct({
@@ -21,9 +24,9 @@ export const Context = Schema.Struct({
 export type Context = typeof Context.Type
 
 export const ScheduleExam = Saga.make("ScheduleExam", { version: 1, context: Context, timeout: "2 minutes" })
-  .remote("BookRoom", (ctx) => ({ topic: "BookRoom", content: { examUuid: ctx.examUuid, seats: ctx.seats } }))
-  .onSuccess((ctx, reply) => Effect.succeed({ ...ctx, roomUuid: (reply as { roomUuid: string }).roomUuid }))
-  .onFailure((ctx) => ({ topic: "ReleaseRoom", content: { examUuid: ctx.examUuid } }))
+  .remote("BookRoom", BookRoom, (ctx) => ({ examUuid: ctx.examUuid, seats: ctx.seats }))
+  .onSuccess((ctx, reply) => Effect.succeed({ ...ctx, roomUuid: reply.roomUuid }))
+  .onFailure((ctx) => Saga.request(ReleaseRoom, { examUuid: ctx.examUuid }))
   .withTimeout("30 seconds")
   .local("MarkScheduled", (ctx) =>
     Effect.gen(function*() {
@@ -31,3 +34,4 @@ export const ScheduleExam = Saga.make("ScheduleExam", { version: 1, context: Con
       yield* exams.handle(ctx.examUuid, Entity.update({ status: "scheduled", roomUuid: ctx.roomUuid, seats: ctx.seats }))
       return ctx
     }))
+  .build

@@ -2,7 +2,7 @@
  * The exam microservice (the minos setup guide's example), as one layer:
  * `effect-minos start config.yml` (or `npm start`) runs it.
  */
-import { Effect, Layer } from "effect"
+import { Layer } from "effect"
 import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import { Exam, Exams } from "./Exam.ts"
@@ -10,11 +10,9 @@ import { ExamViews } from "./ExamView.ts"
 import { handlers } from "./Handlers.ts"
 import { ScheduleExam } from "./ScheduleExam.ts"
 
-export default Layer.unwrap(Effect.map(ScheduleExam.build, (scheduleExam) =>
-  Microservice.layer({
-    handlers,
-    services: Layer.mergeAll(Repository.layer(Exams, Exam)),
-    projections: [ExamViews],
-    sagas: [scheduleExam]
-  })
-))
+export default Microservice.layer({
+  handlers,
+  services: Layer.mergeAll(Repository.layer(Exams, Exam)),
+  projections: [ExamViews],
+  sagas: [ScheduleExam]
+})

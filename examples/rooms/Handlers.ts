@@ -6,11 +6,12 @@ import { Effect, Option, Schema, Stream } from "effect"
 import * as Entity from "effect-minos/domain/Entity"
 import * as Router from "effect-minos/router/Router"
 import * as Condition from "effect-minos/query/Condition"
+import { BookRoom, NoRoomAvailable, ReleaseRoom } from "./Contracts.ts"
 import { bookingOf, free, Rooms } from "./Room.ts"
 
 const Uuid = Schema.String.check(Schema.isUUID())
 
-export class NoRoomAvailable extends Schema.TaggedError<NoRoomAvailable>()("NoRoomAvailable", { seats: Schema.Int, message: Schema.String }) {}
+export { NoRoomAvailable }
 
 const CreateRoom = Schema.Struct({ name: Schema.String.check(Schema.isBetweenLength(1, 100)), capacity: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000 })) })
 
@@ -61,6 +62,6 @@ export const handlers = [
       const f = Entity.fieldsOf(r.state)!
       return { uuid: r.id, version: r.version, name: f.name, capacity: f.capacity, free: free(r.state), bookings: f.bookings }
     }))),
-  Router.command("BookRoom", { payload: Schema.Struct({ examUuid: Schema.String, seats: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)) }), success: Schema.Struct({ roomUuid: Schema.String }) }, bookRoom),
-  Router.command("ReleaseRoom", { payload: Schema.Struct({ examUuid: Schema.String }) }, releaseRoom)
+  Router.command(BookRoom, bookRoom),
+  Router.command(ReleaseRoom, releaseRoom)
 ] as const

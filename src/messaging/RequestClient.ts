@@ -12,6 +12,7 @@ import { Broker } from "../broker/Broker.ts"
 import * as Message from "../broker/Message.ts"
 import { replyTopic } from "../broker/Naming.ts"
 import { Replies } from "./Replies.ts"
+import * as Contract from "../router/Contract.ts"
 
 /**
  * A reply: status 200 (success), 400 (domain error), 500 (system error) or 600 (unknown).
@@ -31,7 +32,7 @@ export interface Reply {
  * @since 0.1.0
  */
 export class RequestError extends Schema.TaggedError<RequestError>()("RequestError", {
-  reason: Schema.Literals(["Timeout", "Unavailable", "InvalidInput"]),
+  reason: Schema.Literals(["Timeout", "Unavailable", "InvalidInput", "Failed", "InvalidReply"]),
   topic: Schema.String,
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
@@ -40,7 +41,7 @@ export class RequestError extends Schema.TaggedError<RequestError>()("RequestErr
     return PortError.TypeId
   }
   get isRetryable(): boolean {
-    return this.reason !== "InvalidInput"
+    return this.reason === "Timeout" || this.reason === "Unavailable"
   }
 }
 
@@ -64,6 +65,12 @@ export interface SendOptions {
  */
 export interface RequestClientShape {
   readonly send: (topic: string, content: unknown, options?: SendOptions) => Effect.Effect<Reply, RequestError>
+  /**
+   * Sends a command or query of a {@link Contract.Contract} and decodes its reply: the success value,
+   * or one of the contract's errors (a 400 reply). A 400 outside the contract or a 500 fails with
+   * `RequestError` `Failed`, a reply that does not match the contract with `InvalidReply`.
+   */
+  readonly call: <P, A, E>(contract: Contract.Contract<P, A, E>, payload: P, options?: SendOptions) => Effect.Effect<A, E | RequestError>
 }
 
 /**
@@ -113,7 +120,24 @@ export const make = Effect.fn("RequestClient.make")(function*(options: { readonl
     }).pipe(Effect.ensuring(replies.forget(identifier)))
   })
 
-  return RequestClient.of({ send })
+  const call = <P, A, E>(contract: Contract.Contract<P, A, E>, payload: P, callOptions?: SendOptions) =>
+    Effect.gen(function*() {
+      const content = yield* Schema.encodeEffect(contract.payload)(payload).pipe(
+        Effect.mapError((e) => new RequestError({ reason: "InvalidInput", topic: contract.name, message: `Invalid payload for ${contract.name}: ${e.message}` }))
+      )
+      const reply = yield* send(contract.name, content, callOptions)
+      const decoded = Contract.decodeReply(contract, reply.status, reply.content)
+      switch (decoded._tag) {
+        case "Success":
+          return decoded.value
+        case "Error":
+          return yield* Effect.fail(decoded.error)
+        case "Failed":
+          return yield* Effect.fail(new RequestError({ reason: decoded.invalid ? "InvalidReply" : "Failed", topic: contract.name, message: decoded.message }))
+      }
+    }).pipe(Effect.withSpan("RequestClient.call", { attributes: { topic: contract.name } }))
+
+  return RequestClient.of({ send, call })
 })
 
 /**

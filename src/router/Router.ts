@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { Context, Cron, Effect, Layer, Result, Schema } from "effect"
+import type * as Contract from "./Contract.ts"
 import { Request, type RequestShape } from "./Request.ts"
 
 /**
@@ -108,19 +109,49 @@ const options = <P, A>(o: { readonly payload: Schema.Codec<P, unknown>; readonly
   success: o.success
 })
 
-/** @category constructors @since 0.1.0 */
-export const command = <P, A = void, E = never, R = never>(
+/**
+ * A command handler: on a topic with its Schemas, or on a shared {@link Contract.Contract} (the
+ * callers' `RequestClient.call` and `Saga.remote` use the same value).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export function command<P, A, CE, E = never, R = never>(
+  contract: Contract.Contract<P, A, CE>,
+  handle: (payload: P) => Effect.Effect<A, E, R>
+): BrokerHandler<P, A, E, R>
+export function command<P, A = void, E = never, R = never>(
   topic: string,
   o: { readonly payload: Schema.Codec<P, unknown>; readonly success?: Schema.Codec<A, unknown> },
   handle: (payload: P) => Effect.Effect<A, E, R>
-): BrokerHandler<P, A, E, R> => ({ _tag: "Broker", kind: "command", topic, ...options(o), handle })
+): BrokerHandler<P, A, E, R>
+export function command(topicOrContract: string | Contract.Contract.Any, o: any, handle?: any): BrokerHandler {
+  return brokerHandler("command", topicOrContract, o, handle)
+}
 
-/** @category constructors @since 0.1.0 */
-export const query = <P, A = void, E = never, R = never>(
+/**
+ * A query handler (see {@link command}).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export function query<P, A, CE, E = never, R = never>(
+  contract: Contract.Contract<P, A, CE>,
+  handle: (payload: P) => Effect.Effect<A, E, R>
+): BrokerHandler<P, A, E, R>
+export function query<P, A = void, E = never, R = never>(
   topic: string,
   o: { readonly payload: Schema.Codec<P, unknown>; readonly success?: Schema.Codec<A, unknown> },
   handle: (payload: P) => Effect.Effect<A, E, R>
-): BrokerHandler<P, A, E, R> => ({ _tag: "Broker", kind: "query", topic, ...options(o), handle })
+): BrokerHandler<P, A, E, R>
+export function query(topicOrContract: string | Contract.Contract.Any, o: any, handle?: any): BrokerHandler {
+  return brokerHandler("query", topicOrContract, o, handle)
+}
+
+const brokerHandler = (kind: "command" | "query", topicOrContract: string | Contract.Contract.Any, o: any, handle: any): BrokerHandler =>
+  typeof topicOrContract === "string"
+    ? { _tag: "Broker", kind, topic: topicOrContract, ...options(o), handle }
+    : { _tag: "Broker", kind, topic: topicOrContract.name, payload: topicOrContract.payload, success: topicOrContract.success, handle: o }
 
 /** @category constructors @since 0.1.0 */
 export const event = <P, E = never, R = never>(

@@ -16,7 +16,8 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
+import { existsSync } from "node:fs"
 import { connect } from "node:net"
 import { Broker } from "../broker/Broker.ts"
 import * as KafkaBroker from "../kafka/KafkaBroker.ts"
@@ -41,7 +42,8 @@ import * as LmdbSagaStore from "../lmdb/LmdbSagaStore.ts"
 import * as PgSagaStore from "../postgres/PgSagaStore.ts"
 import type * as Saga from "../saga/Saga.ts"
 import * as SagaManager from "../saga/SagaManager.ts"
-import type { SagaStore } from "../saga/SagaStore.ts"
+import { SagaStore } from "../saga/SagaStore.ts"
+import * as Leadership from "../cluster/Leadership.ts"
 import * as Transactional from "../saga/Transactional.ts"
 import * as Lmdb from "../lmdb/Lmdb.ts"
 import * as Postgres from "../postgres/Postgres.ts"
@@ -234,24 +236,55 @@ export const layerHealth: Layer.Layer<Health.Health, never, EventStore | Broker>
 )
 
 /**
- * The saga store the config selects (`saga.storage`).
+ * Executions stored by the previous saga manager (a separate saga store at `saga.storage`): ended
+ * ones stay there (readable with the previous version); unfinished ones cannot be continued by the
+ * new manager, which keeps executions in the service's own storage, so the service refuses to start
+ * and says what to do.
+ */
+const checkLegacySagas: Effect.Effect<void, StartupError, MinosConfig> = Effect.gen(function*() {
+  const config = yield* MinosConfig
+  const storage = config.saga.storage
+  if (storage.backend === "lmdb" && !existsSync(storage.path)) return
+  const store: Layer.Layer<SagaStore, StartupError> = storage.backend === "lmdb"
+    ? mapError(LmdbSagaStore.layer({ path: storage.path }), (e) =>
+      new StartupError({ dependency: "LMDB", message: `Cannot open the previous saga store at ${storage.path}: ${e.message}`, cause: e }))
+    : mapError(PgSagaStore.layer.pipe(Layer.provide(Postgres.layer(storage.postgres))), (e) =>
+      new StartupError({ dependency: "PostgreSQL", message: `Cannot read the previous saga store in ${storage.postgres.database}: ${e.message}. ${pgHint}`, cause: e }))
+  const unfinished = yield* Effect.scoped(Effect.gen(function*() {
+    const ctx = yield* Layer.build(store)
+    const legacy = Context.get(ctx, SagaStore)
+    const lists = yield* Effect.forEach(["created", "running", "paused"] as const, (status) => legacy.list({ status, limit: 100 }))
+    return lists.flat()
+  })).pipe(Effect.mapError((e) => e._tag === "StartupError" ? e : new StartupError({ dependency: "Sagas", message: `Cannot read the previous saga store: ${e.message}`, cause: e })))
+  if (unfinished.length > 0) {
+    const where = storage.backend === "lmdb" ? storage.path : `${storage.postgres.database} (minos_saga_executions)`
+    return yield* Effect.fail(new StartupError({
+      dependency: "Sagas",
+      message: `${unfinished.length} saga execution(s) in the previous format are unfinished in ${where} (e.g. ${unfinished.slice(0, 3).map((r) => `${r.saga} ${r.id}`).join(", ")}). ` +
+        "Executions now live in the service's own storage and the old ones cannot be continued: let them end with the previous version, " +
+        "or move the old store away to abandon them."
+    }))
+  }
+})
+
+/**
+ * The saga manager of the configured service, on the service's own storage (see `SagaManager`).
+ * A definition that does not check, or unfinished executions of the previous store, fail the start.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layerSagaStore: Layer.Layer<SagaStore, StartupError, MinosConfig> = Layer.unwrap(
-  Effect.gen(function*() {
+export const layerSagaManager = (
+  definitions: ReadonlyArray<Saga.Definition.Any>
+): Layer.Layer<SagaManager.SagaManager, StartupError, MinosConfig | Storage.Services | Replies.Replies> =>
+  Layer.unwrap(Effect.gen(function*() {
     const config = yield* MinosConfig
-    const storage = config.saga.storage
-    if (storage.backend === "lmdb") {
-      return mapError(LmdbSagaStore.layer({ path: storage.path }), (e) =>
-        new StartupError({ dependency: "LMDB", message: `Cannot open the saga store at ${storage.path}: ${e.message}`, cause: e }))
-    }
-    const pg = storage.postgres
-    return mapError(PgSagaStore.layer.pipe(Layer.provide(Postgres.layer(pg))), (e) =>
-      new StartupError({ dependency: "PostgreSQL", message: `Cannot open the saga store in ${pg.database}: ${e.message}. ${pgHint}`, cause: e }))
-  })
-)
+    if (definitions.length > 0) yield* checkLegacySagas
+    return mapError(SagaManager.layer(definitions, { service: config.service.name }), (e) =>
+      new StartupError({ dependency: "Sagas", message: `Saga ${e.saga}, step ${e.step}: ${e.message}`, cause: e })).pipe(
+      Layer.provide(Leadership.layerLocal())
+    )
+  }))
 
 /**
  * Registration with the registry `discovery` names, when `discovery.enabled` (nothing otherwise).
@@ -312,10 +345,7 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
       // the repositories find the inline projections here
       Layer.provide(ProjectionRunner.layerInline(projections))
     )
-    const sagas = Layer.effect(SagaManager.SagaManager, SagaManager.make(definition.sagas ?? [], { service: config.service.name })).pipe(
-      // fresh: two services built together (tests, one process) must not share one store
-      Layer.provide(Layer.fresh(layerSagaStore))
-    )
+    const sagas = layerSagaManager(definition.sagas ?? [])
     const routes = Router.layer([
       ...definition.handlers,
       ...ProjectionRunner.handlers(projections),

@@ -9,7 +9,7 @@
 import { Effect, Schema } from "effect"
 import * as Router from "../router/Router.ts"
 import { SagaManager } from "../saga/SagaManager.ts"
-import { ExecutionStatus } from "../saga/SagaStore.ts"
+import { Status as ExecutionStatus } from "../saga/SagaExecution.ts"
 
 /** @since 0.1.0 */
 export const handlers = [

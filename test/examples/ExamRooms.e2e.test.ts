@@ -130,7 +130,7 @@ describePostgres("examples on PostgreSQL", () => {
         // the saga: a room is booked and the exam scheduled, together
         const scheduled = yield* http("POST", `${exam.url}/exams/${uuid}/schedule`, { seats: 10 })
         assert.strictEqual(scheduled.status, 202, JSON.stringify(scheduled.body))
-        const saga = yield* waitUntil("the saga", http("GET", `${exam.url}/sagas/${scheduled.body.sagaUuid}`), (r) => ["finished", "errored"].includes(r.body?.status))
+        const saga = yield* waitUntil("the saga", http("GET", `${exam.url}/sagas/${scheduled.body.sagaUuid}`), (r) => ["finished", "compensated", "errored"].includes(r.body?.status))
         assert.strictEqual(saga.body.status, "finished", JSON.stringify(saga.body))
         const after = yield* http("GET", `${exam.url}/exams/${uuid}`)
         assert.strictEqual(after.body.status, "scheduled")
@@ -141,8 +141,8 @@ describePostgres("examples on PostgreSQL", () => {
         // no room with enough seats: the saga fails, nothing booked, the exam stays a draft
         const other = (yield* http("POST", `${exam.url}/exams`, { title: "Huge", subject, durationMinutes: 60 })).body.uuid as string
         const tooMany = yield* http("POST", `${exam.url}/exams/${other}/schedule`, { seats: 5000 })
-        const failed = yield* waitUntil("the failed saga", http("GET", `${exam.url}/sagas/${tooMany.body.sagaUuid}`), (r) => ["finished", "errored"].includes(r.body?.status))
-        assert.strictEqual(failed.body.status, "errored")
+        const failed = yield* waitUntil("the failed saga", http("GET", `${exam.url}/sagas/${tooMany.body.sagaUuid}`), (r) => ["finished", "compensated", "errored"].includes(r.body?.status))
+        assert.strictEqual(failed.body.status, "compensated")
         assert.include(failed.body.error, "NoRoomAvailable")
         assert.strictEqual((yield* http("GET", `${exam.url}/exams/${other}`)).body.status, "draft")
 
@@ -169,7 +169,7 @@ describePostgres("examples on PostgreSQL", () => {
         const rooms2 = yield* start(["examples/rooms/config.yml", "--services"], roomsEnv)
         yield* waitUntil("the booking", http("GET", `${rooms2.url}/rooms/${room}`), (r) => r.body?.bookings?.length >= 0 && r.status === 200)
         const exam2 = yield* start(["config.yml", "--services"], examEnv)
-        const done = yield* waitUntil("the saga to end", http("GET", `${exam2.url}/sagas/${sagaUuid}`), (r) => ["finished", "errored"].includes(r.body?.status), 90_000)
+        const done = yield* waitUntil("the saga to end", http("GET", `${exam2.url}/sagas/${sagaUuid}`), (r) => ["finished", "compensated", "errored"].includes(r.body?.status), 90_000)
         assert.strictEqual(done.body.status, "finished", JSON.stringify(done.body))
         assert.strictEqual((yield* http("GET", `${exam2.url}/exams/${uuid}`)).body.status, "scheduled")
         const booked = yield* http("GET", `${rooms2.url}/rooms/${room}`)
@@ -180,7 +180,7 @@ describePostgres("examples on PostgreSQL", () => {
         const saga2 = (yield* http("POST", `${exam2.url}/exams/${second}/schedule`, { seats: 5 })).body.sagaUuid as string
         yield* rooms2.stop("SIGKILL")
         const rooms3 = yield* start(["examples/rooms/config.yml", "--services"], roomsEnv)
-        const done2 = yield* waitUntil("the second saga to end", http("GET", `${exam2.url}/sagas/${saga2}`), (r) => ["finished", "errored"].includes(r.body?.status), 90_000)
+        const done2 = yield* waitUntil("the second saga to end", http("GET", `${exam2.url}/sagas/${saga2}`), (r) => ["finished", "compensated", "errored"].includes(r.body?.status), 90_000)
         assert.strictEqual(done2.body.status, "finished", JSON.stringify(done2.body))
         const after = yield* http("GET", `${rooms3.url}/rooms/${room}`)
         assert.strictEqual(after.body.bookings.filter((b: { examUuid: string }) => b.examUuid === second).length, 1)

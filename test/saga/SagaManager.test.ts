@@ -72,7 +72,7 @@ const hub = (sagas: ReadonlyArray<Saga.Definition.Any>) =>
     Layer.provideMerge(hubInfra("hub"))
   )
 
-const build = <C>(b: Saga.Builder<C, any>) => Effect.runSync(b.build)
+const build = <C>(b: Saga.Builder<C, any, any>) => b.build
 
 const takeDesk = Saga.make("TakeDesk", { version: 1, context: Ctx })
   .remote("TakeDesk", (c) => ({ topic: "TakeDesk", content: { owner: c.owner, seats: c.seats } }))
@@ -93,16 +93,16 @@ const withLog = Layer.effect(Log, Ref.make<ReadonlyArray<string>>([]))
 describe("Saga definitions", () => {
   it.effect("refuses a saga without steps, hooks set twice, and hooks on the wrong step", () =>
     Effect.gen(function*() {
-      assert.strictEqual((yield* Effect.flip(Saga.make("Empty", { version: 1, context: Ctx }).build)).step, "(saga)")
-      const twice = yield* Effect.flip(Saga.make("Twice", { version: 1, context: Ctx }).remote("A", () => ({ topic: "A", content: {} })).onSuccess(Effect.succeed).onSuccess(Effect.succeed).build)
+      assert.strictEqual((yield* Effect.flip(Saga.check(Saga.make("Empty", { version: 1, context: Ctx }).build))).step, "(saga)")
+      const twice = yield* Effect.flip(Saga.check(Saga.make("Twice", { version: 1, context: Ctx }).remote("A", () => ({ topic: "A", content: {} })).onSuccess(Effect.succeed).onSuccess(Effect.succeed).build))
       assert.include(twice.message, "set twice")
-      const wrong = yield* Effect.flip(Saga.make("Wrong", { version: 1, context: Ctx }).local("L", Effect.succeed).onSuccess(Effect.succeed).build)
+      const wrong = yield* Effect.flip(Saga.check(Saga.make("Wrong", { version: 1, context: Ctx }).local("L", Effect.succeed).onSuccess(Effect.succeed).build))
       assert.include(wrong.message, "does not apply")
-      const before = yield* Effect.flip(Saga.make("Before", { version: 1, context: Ctx }).onFailure(() => Effect.void).build)
+      const before = yield* Effect.flip(Saga.check(Saga.make("Before", { version: 1, context: Ctx }).onFailure(() => Effect.void).build))
       assert.include(before.message, "before any step")
-      const dup = yield* Effect.flip(Saga.make("Dup", { version: 1, context: Ctx }).local("L", Effect.succeed).local("L", Effect.succeed).build)
+      const dup = yield* Effect.flip(Saga.check(Saga.make("Dup", { version: 1, context: Ctx }).local("L", Effect.succeed).local("L", Effect.succeed).build))
       assert.include(dup.message, "same name")
-      const badVersion = yield* Effect.flip(Saga.make("V", { version: 0, context: Ctx }).local("L", Effect.succeed).build)
+      const badVersion = yield* Effect.flip(Saga.check(Saga.make("V", { version: 0, context: Ctx }).local("L", Effect.succeed).build))
       assert.include(badVersion.message, "Version")
     }))
 
@@ -135,7 +135,9 @@ layer(Layer.mergeAll(deskService, hub([TakeDesk])).pipe(Layer.provideMerge(withL
       const e = yield* Effect.flip(manager.run(TakeDesk, { owner: "bob", seats: 99 }, { timeout: "20 seconds" }))
       assert.strictEqual(e.reason, "Failed")
       const exec = yield* manager.get(e.execution!)
-      assert.strictEqual(exec.status, "errored")
+      // failed and undone: compensated, not errored
+      assert.strictEqual(exec.status, "compensated")
+      assert.strictEqual(exec.failure?.reason, "StepFailed")
       assert.include(exec.error!, "Full")
       // the failed remote step is compensated too (its command may have had effects)
       assert.strictEqual(exec.steps[0]!.status, "compensated")
@@ -247,7 +249,8 @@ layer(hub([slow(1), sagaLong]).pipe(Layer.provideMerge(withLog), Layer.provideMe
       assert.strictEqual((yield* manager.get(id)).status, "paused")
       yield* TestClock.adjust("2 seconds")
       const done = yield* manager.await(id, "1 minute")
-      assert.strictEqual(done.status, "errored")
+      assert.strictEqual(done.status, "compensated")
+      assert.strictEqual(done.failure?.reason, "Timeout")
       assert.include(done.error!, "no reply to NobodyHandlesThis in time")
     }))
 
@@ -259,7 +262,8 @@ layer(hub([slow(1), sagaLong]).pipe(Layer.provideMerge(withLog), Layer.provideMe
       assert.strictEqual((yield* manager.get(id)).status, "paused")
       yield* TestClock.adjust("2 seconds")
       const done = yield* manager.await(id, "1 minute")
-      assert.strictEqual(done.status, "errored")
+      assert.strictEqual(done.status, "compensated")
+      assert.include(done.error!, "the saga timed out")
     }))
 })
 
