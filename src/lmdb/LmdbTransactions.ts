@@ -263,6 +263,19 @@ export const make = Effect.gen(function*() {
       const current = yield* env.read(() => unitLookup(dbs, unit)(id), onError)
       if (current === undefined) return yield* Effect.fail(notFound(id))
       if (!canStart(current.status, final)) return yield* Effect.fail(error(id, "IllegalTransition", `Transaction ${id} cannot move from ${current.status} to ${final}`))
+      // refusals known now fail the call itself (an answer the caller can handle), not the whole unit
+      // at its commit; the unit's own commit checks again
+      if (final !== "rejected") {
+        const refusal = yield* env.read(() => {
+          const lookup = dbLookup(dbs)
+          if (current.parent !== null && lookup(current.parent)?.status !== "pending") {
+            return error(id, "IllegalTransition", `Transaction ${id} cannot go on inside ${current.parent}, which is ${lookup(current.parent)?.status ?? "unknown"}`)
+          }
+          const n = current.status === "pending" ? collisions(dbs, id, current) : 0
+          return n > 0 ? error(id, "Conflict", `Transaction ${id} collides with ${n} write(s) already in its destination or a reserved sibling`) : undefined
+        }, onError)
+        if (refusal !== undefined) return yield* Effect.fail(refusal)
+      }
       const predicted: TxValue = { ...current, status: final, updatedAt: now }
       unit.ops.push((w) => {
         const outcome = op(w)

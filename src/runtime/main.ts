@@ -7,6 +7,7 @@
  *   effect-minos dead-letters replay <id|all> [config.yml]          replay one or all
  *   effect-minos projections list [config.yml]                      projections: checkpoint, lag, parked
  *   effect-minos projections rebuild <name> [config.yml] [--detach] replay a projection into a new generation
+ *   effect-minos sagas list|show|history|cancel|retry|resume …      manage saga executions (a running service)
  *
  * @since 0.1.0
  */
@@ -19,7 +20,9 @@ const usage = `usage:
   effect-minos dead-letters list [config.yml] [--topic <topic>]
   effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]
   effect-minos projections list [config.yml]
-  effect-minos projections rebuild <name> [config.yml] [--detach]`
+  effect-minos projections rebuild <name> [config.yml] [--detach]
+  effect-minos sagas list [config.yml] [--status S] [--saga NAME] [--older-than-ms N] [--url URL]
+  effect-minos sagas show|history|cancel|retry|resume <uuid> [config.yml] [--url URL]`
 
 const configCheck = (file: string | undefined) =>
   MinosConfig.load(file ?? MinosConfig.defaultPath()).pipe(
@@ -39,6 +42,9 @@ if (command === "start") {
 } else if (command === "projections") {
   const { projections } = await import("./ProjectionsCommand.ts")
   process.exitCode = await Effect.runPromise(projections(rest))
+} else if (command === "sagas") {
+  const { sagas } = await import("./SagasCommand.ts")
+  process.exitCode = await Effect.runPromise(sagas(rest))
 } else if (command === "config" && rest[0] === "check") {
   process.exitCode = await Effect.runPromise(configCheck(rest[1]))
 } else {

@@ -311,7 +311,7 @@ export const make = <C>(
     readonly version: number
     readonly context: Schema.Codec<C, unknown>
     readonly timeout?: Duration.Input
-    /** How many times a step that lost a race for an aggregate is tried again on fresh state (default: the manager's, 8). */
+    /** How many times a step that lost a race for an aggregate is tried again on fresh state (default: the manager's, 16). */
     readonly contentionRetries?: number
   }
 ): Builder<C> =>
@@ -333,6 +333,41 @@ export const make = <C>(
  */
 export const branch = <C>(of: Builder<C, any, any>): Builder<C> =>
   new Builder<C>({ name: of.name, version: of.version, context: of.context, timeout: undefined, contentionRetries: undefined, steps: [], problems: [] })
+
+/**
+ * A step as an execution runs it: `path` is its position (`"1"`, `"2.0"` inside a branch).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Flat<C, R> =
+  | { readonly _tag: "Step"; readonly path: string; readonly step: Exclude<Step<C, R>, { _tag: "Conditional" }> }
+  | { readonly _tag: "Decision"; readonly path: string; readonly step: Extract<Step<C, R>, { _tag: "Conditional" }> }
+
+/**
+ * The steps an execution runs, with the conditional choices made so far spliced in (a choice not
+ * made yet is a `Decision`).
+ *
+ * @since 0.1.0
+ */
+export const flatten = <C, R>(steps: ReadonlyArray<Step<C, R>>, branches: Readonly<Record<string, number>>, prefix = ""): Array<Flat<C, R>> => {
+  const out: Array<Flat<C, R>> = []
+  steps.forEach((step, i) => {
+    const path = `${prefix}${i}`
+    if (step._tag !== "Conditional") {
+      out.push({ _tag: "Step", path, step })
+      return
+    }
+    const choice = branches[path]
+    if (choice === undefined) {
+      out.push({ _tag: "Decision", path, step })
+      return
+    }
+    const sub = choice === -1 ? step.otherwise : choice >= 0 ? step.branches[choice]?.saga : undefined
+    if (sub !== undefined) out.push(...flatten(sub, branches, `${path}.`))
+  })
+  return out
+}
 
 /**
  * A Mermaid flowchart of the definition: steps in order, conditional branches, and the compensation

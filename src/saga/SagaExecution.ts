@@ -181,7 +181,7 @@ export const PhaseEntered = Schema.TaggedStruct("PhaseEntered", { phase: Phase, 
 /** @category events @since 0.1.0 */
 export const LocalTransactionMoved = Schema.TaggedStruct("LocalTransactionMoved", { to: Schema.Literals(["reserved", "committed", "rejected"]), ...at })
 /** A run rolled back for contention; the next starts from the first step in `transaction`. */
-export const RunRestarted = Schema.TaggedStruct("RunRestarted", { transaction: Schema.String, ...at })
+export const RunRestarted = Schema.TaggedStruct("RunRestarted", { transaction: Schema.String, until: Time, ...at })
 /** The driver holds it until `wakeAt` (a take-over lease when it stops half-way). */
 export const Leased = Schema.TaggedStruct("Leased", { wakeAt: Time, ...at })
 /** An operator re-opened the given-up acknowledgements of an errored execution. */
@@ -393,8 +393,9 @@ export const evolve = (s: State, e: Event): State => {
         toCompensate: [],
         failure: null,
         problems: [],
-        wakeAt: null,
-        retryAt: null
+        // a jittered back-off first, so racing runs spread out
+        wakeAt: e.until,
+        retryAt: e.until
       }
     case "Leased":
       return { ...t, wakeAt: e.wakeAt }

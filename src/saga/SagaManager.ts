@@ -42,7 +42,7 @@ import { SnapshotStore } from "../snapshot/SnapshotStore.ts"
 import { UnitOfWork } from "../storage/UnitOfWork.ts"
 import { CurrentTransaction, Transactions } from "../transaction/Transactions.ts"
 import * as Saga from "./Saga.ts"
-import type { Definition, Step } from "./Saga.ts"
+import { type Definition, flatten } from "./Saga.ts"
 import * as X from "./SagaExecution.ts"
 import { RELATED_SERVICES_HEADER, TRANSACTIONS_HEADER } from "./Transactional.ts"
 
@@ -146,7 +146,7 @@ export interface ManagerOptions {
   readonly tickInterval?: Duration.Input
   /** An execution left half-way by its process is taken over after this long (default 30 s). */
   readonly runningLease?: Duration.Input
-  /** Contention retries of a saga whose definition sets none (default 8). */
+  /** Contention retries of a saga whose definition sets none (default 16). */
   readonly contentionRetries?: number
   /** First contention back-off, doubled per retry, jittered, at most 1 s (default 20 ms). */
   readonly contentionBackoff?: Duration.Input
@@ -187,29 +187,6 @@ export class SagaManager extends Context.Service<SagaManager, SagaManagerShape>(
 
 // ---------------------------------------------------------------------------------------------
 // flattening: the steps an execution runs, with conditional choices spliced in
-
-type Flat<C, R> =
-  | { readonly _tag: "Step"; readonly path: string; readonly step: Exclude<Step<C, R>, { _tag: "Conditional" }> }
-  | { readonly _tag: "Decision"; readonly path: string; readonly step: Extract<Step<C, R>, { _tag: "Conditional" }> }
-
-const flatten = <C, R>(steps: ReadonlyArray<Step<C, R>>, branches: Readonly<Record<string, number>>, prefix = ""): Array<Flat<C, R>> => {
-  const out: Array<Flat<C, R>> = []
-  steps.forEach((step, i) => {
-    const path = `${prefix}${i}`
-    if (step._tag !== "Conditional") {
-      out.push({ _tag: "Step", path, step })
-      return
-    }
-    const choice = branches[path]
-    if (choice === undefined) {
-      out.push({ _tag: "Decision", path, step })
-      return
-    }
-    const sub = choice === -1 ? step.otherwise : choice >= 0 ? step.branches[choice]?.saga : undefined
-    if (sub !== undefined) out.push(...flatten(sub, branches, `${path}.`))
-  })
-  return out
-}
 
 const stepAt = (def: Definition.Any, s: X.State, path: string) => {
   const f = flatten(def.steps, s.branches).find((x) => x._tag === "Step" && x.path === path)
@@ -293,7 +270,7 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
   const stepTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.stepTimeout ?? "60 seconds"))
   const maxAttempts = options.maxAttempts ?? 10
   const lease = Duration.toMillis(Duration.fromInputUnsafe(options.runningLease ?? "30 seconds"))
-  const defaultRetries = options.contentionRetries ?? 8
+  const defaultRetries = options.contentionRetries ?? 16
   const firstBackoff = Duration.toMillis(Duration.fromInputUnsafe(options.contentionBackoff ?? "20 millis"))
   const registry = new Map<string, Definition.Any>()
   for (const d of definitions) registry.set(`${d.name}@${d.version}`, yield* Saga.check(d))
@@ -537,7 +514,7 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
               // rolled back everywhere: the next run starts from the first step on fresh state
               const transaction = stableUuid(`${s.id}:run:${s.run + 1}`)
               yield* transactions.begin({ id: transaction })
-              emit(X.RunRestarted.make({ transaction, at }))
+              emit(X.RunRestarted.make({ transaction, until: at + (yield* backoff(s)), at }))
               continue
             }
             emit(X.Ended.make({ status: s.problems.length === 0 && s.failure?.reason !== "DefinitionMissing" ? "compensated" : "errored", at }))
@@ -620,8 +597,9 @@ export const make = Effect.fn("SagaManager.make")(function*(definitions: Readonl
           if (status === 200) produced.push(X.Acknowledged.make({ purpose: "commit", target: pause.target, at }))
           else if (status === 400 && deciding) produced.push(X.Failed.make({ reason: isContention(content) ? "Contention" : "Rejected", step: null, message: `${pause.target} could not commit the transaction: ${text(content)}`, at }))
           else if (status === 400) produced.push(X.GaveUp.make({ purpose: "commit", target: pause.target, message: `${pause.target} refused to commit after the others did: ${text(content)}`, at }))
-          // once reserved, a commit is re-sent until it is answered: giving up would split the saga
-          else again(reply === "timeout" ? "no reply" : `status ${status}`, true)
+          // once reserved, a commit is re-sent until it is answered (giving up would split the saga);
+          // a participant that keeps failing it (500) is given up on after maxAttempts, visibly
+          else again(reply === "timeout" ? "no reply" : `status ${status}`, reply === "timeout")
           break
         }
         case "reject":
