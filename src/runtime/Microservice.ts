@@ -43,7 +43,6 @@ import * as PgSagaStore from "../postgres/PgSagaStore.ts"
 import type * as Saga from "../saga/Saga.ts"
 import * as SagaManager from "../saga/SagaManager.ts"
 import { SagaStore } from "../saga/SagaStore.ts"
-import * as Leadership from "../cluster/Leadership.ts"
 import * as Transactional from "../saga/Transactional.ts"
 import * as Lmdb from "../lmdb/Lmdb.ts"
 import * as Postgres from "../postgres/Postgres.ts"
@@ -281,9 +280,7 @@ export const layerSagaManager = (
     const config = yield* MinosConfig
     if (definitions.length > 0) yield* checkLegacySagas
     return mapError(SagaManager.layer(definitions, { service: config.service.name }), (e) =>
-      new StartupError({ dependency: "Sagas", message: `Saga ${e.saga}, step ${e.step}: ${e.message}`, cause: e })).pipe(
-      Layer.provide(Leadership.layerLocal())
-    )
+      new StartupError({ dependency: "Sagas", message: `Saga ${e.saga}, step ${e.step}: ${e.message}`, cause: e }))
   }))
 
 /**
