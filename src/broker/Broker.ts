@@ -63,6 +63,13 @@ export interface ConsumeOptions {
    * (their records then stay uncommitted and are redelivered). Default 10 s.
    */
   readonly shutdownGraceMs?: number
+  /**
+   * A group of this member alone, for per-instance streams such as replies: it starts at the end of
+   * the log (unless `fromBeginning` is true), records no offsets, and is removed when the member
+   * leaves, so restarts leave nothing behind on the broker. A failed `handle` is retried in place.
+   * Default false.
+   */
+  readonly ephemeral?: boolean
 }
 
 /**
@@ -80,7 +87,12 @@ export const BrokerErrorReason = Schema.Literals(["Unavailable", "Timeout", "Inv
 export class BrokerError extends Schema.TaggedError<BrokerError>()("BrokerError", {
   reason: BrokerErrorReason,
   message: Schema.String,
-  cause: Schema.optional(Schema.Defect())
+  cause: Schema.optional(Schema.Defect()),
+  /**
+   * On a `publish` that failed part-way: the indices (into the published records) of the records the
+   * broker acknowledged. Absent or empty: none is known to be written.
+   */
+  acknowledged: Schema.optional(Schema.Array(Schema.Int))
 }) {
   get [PortError.TypeId](): PortError.TypeId {
     return PortError.TypeId
@@ -95,7 +107,13 @@ export class BrokerError extends Schema.TaggedError<BrokerError>()("BrokerError"
  * @since 0.1.0
  */
 export interface BrokerShape {
-  /** Publishes the records; succeeds once the broker acknowledged all of them. */
+  /**
+   * Publishes the records; succeeds once the broker acknowledged every one of them. A failure that
+   * happened part-way lists in `BrokerError.acknowledged` the records that were acknowledged all the
+   * same; the others may or may not have been written and are to be published again. Records of one
+   * topic and key go out in order: one is never acknowledged while an earlier one with the same topic
+   * and key was not.
+   */
   readonly publish: (records: ReadonlyArray<OutgoingRecord>) => Effect.Effect<void, BrokerError>
   /** Creates the topics that do not exist yet. */
   readonly ensureTopics: (topics: ReadonlyArray<string>) => Effect.Effect<void, BrokerError>
@@ -119,3 +137,13 @@ const topicPattern = /^[A-Za-z0-9._-]{1,249}$/
  * @since 0.1.0
  */
 export const isValidTopic = (topic: string): boolean => topicPattern.test(topic) && topic !== "." && topic !== ".."
+
+/**
+ * The indices of the records a failed `publish` reports as acknowledged (empty for any other error).
+ *
+ * @since 0.1.0
+ */
+export const acknowledgedBy = (error: unknown): ReadonlyArray<number> =>
+  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "BrokerError"
+    ? (error as BrokerError).acknowledged ?? []
+    : []

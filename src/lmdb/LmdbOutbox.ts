@@ -4,7 +4,8 @@
  * its commit moves them (with new sequence numbers) or its reject drops them.
  *
  * `process` claims rows in memory (the LMDB folder belongs to one process), publishes them, then deletes
- * them in one write transaction; a failed or dead publish gives them back at once. Two relay fibers
+ * them in one write transaction; a failed or dead publish gives them back at once (after a partial
+ * failure, all but the acknowledged ones, which are deleted). Two relay fibers
  * never hold the same row.
  * `awaitWork` is woken by the commits of this process only.
  *
@@ -14,7 +15,7 @@ import { Clock, Effect, Layer } from "effect"
 import { isValidTopic, type OutgoingRecord } from "../broker/Broker.ts"
 import { isUuid } from "../internal/Ids.ts"
 import { Abort, asRecord, CorruptData, dbLookup, errorMapper, LmdbEnv, type OutboxValue, unitLookup, type WriteCtx } from "./internal/Env.ts"
-import { Outbox, OutboxError, type OutboxRow, type OutboxShape } from "../queue/Outbox.ts"
+import { acknowledgedRows, Outbox, OutboxError, type OutboxRow, type OutboxShape } from "../queue/Outbox.ts"
 
 /**
  * How long a claimed row stays hidden from other relays while it is being published (ms).
@@ -124,8 +125,12 @@ export const make = Effect.gen(function*() {
         if (rows.length === 0) return 0
         // published or not, the rows are no longer held once this ends; only a delete removes them
         yield* Effect.gen(function*() {
-          yield* restore(publish(rows))
-          yield* remove(rows)
+          const published = yield* Effect.result(restore(publish(rows)))
+          if (published._tag === "Success") return yield* remove(rows)
+          // a partial failure: delete what the broker acknowledged, then fail
+          const done = acknowledgedRows(rows, published.failure)
+          if (done.length > 0) yield* remove(done)
+          return yield* Effect.fail(published.failure)
         }).pipe(Effect.ensuring(release(rows)))
         return rows.length
       })

@@ -4,7 +4,7 @@
  * `process` runs in one SQL transaction: it takes the relay lock (a transaction-scoped advisory lock,
  * so only one relay publishes at a time and per-key order holds across processes; the others return 0
  * and take over as soon as it stops), claims the oldest rows `FOR UPDATE SKIP LOCKED`, publishes, and
- * deletes them before committing. A crash before the commit leaves the rows for the next relay:
+ * deletes them before committing (after a partial failure, only the acknowledged ones). A crash before the commit leaves the rows for the next relay:
  * at-least-once, nothing lost.
  *
  * Relays wake on `NOTIFY` (a statement trigger fires when rows are inserted or released by a minos
@@ -13,13 +13,13 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Latch, Layer, Schedule, Stream } from "effect"
+import { Duration, Effect, Latch, Layer, Result, Schedule, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { isValidTopic, type OutgoingRecord } from "../broker/Broker.ts"
 import { isUuid, NIL } from "../internal/Ids.ts"
 import { describe, kindOf, reasonOf } from "./internal/Errors.ts"
 import { outboxChannel } from "./internal/Migrations.ts"
-import { Outbox, OutboxError, type OutboxRow, type OutboxShape } from "../queue/Outbox.ts"
+import { acknowledgedRows, Outbox, OutboxError, type OutboxRow, type OutboxShape } from "../queue/Outbox.ts"
 
 interface Row {
   readonly id: bigint
@@ -94,10 +94,14 @@ export const make = (schema: string) =>
           FROM minos_outbox WHERE transaction_id = ${NIL}::uuid
           ORDER BY id LIMIT ${limit}::int FOR UPDATE SKIP LOCKED`
         if (rows.length === 0) return 0
-        yield* publish(rows.map((r) => ({ id: Number(r.id), topic: r.topic, key: r.key, value: r.value, headers: r.headers, createdAt: Number(r.created_ms) })))
-        yield* sql`DELETE FROM minos_outbox WHERE id = ANY(${rows.map((r) => r.id)}::bigint[])`
-        return rows.length
+        const claimed = rows.map((r) => ({ id: Number(r.id), topic: r.topic, key: r.key, value: r.value, headers: r.headers, createdAt: Number(r.created_ms) }))
+        const published = yield* Effect.result(publish(claimed))
+        // a partial failure: delete (and commit) what the broker acknowledged, then fail
+        const done = published._tag === "Success" ? claimed : acknowledgedRows(claimed, published.failure)
+        if (done.length > 0) yield* sql`DELETE FROM minos_outbox WHERE id = ANY(${done.map((r) => r.id)}::bigint[])`
+        return published._tag === "Success" ? Result.succeed(rows.length) : Result.fail(published.failure)
       })).pipe(
+        Effect.flatMap((outcome) => typeof outcome === "number" ? Effect.succeed(outcome) : Result.isSuccess(outcome) ? Effect.succeed(outcome.success) : Effect.fail(outcome.failure)),
         Effect.mapError((e) => (typeof e === "object" && e !== null && (e as { _tag?: string })._tag === "SqlError" ? sqlFailure("process")(e as SqlError.SqlError) : e as E)),
         Effect.withSpan("PgOutbox.process")
       )

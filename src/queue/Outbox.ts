@@ -10,7 +10,7 @@
  */
 import { Context, type Effect, Schema } from "effect"
 import * as PortError from "../errors/PortError.ts"
-import type { OutgoingRecord } from "../broker/Broker.ts"
+import { acknowledgedBy, type OutgoingRecord } from "../broker/Broker.ts"
 
 /**
  * A row waiting to be published.
@@ -49,8 +49,9 @@ export interface OutboxShape {
   readonly stage: (records: ReadonlyArray<OutgoingRecord>, options?: { readonly transaction?: string | undefined }) => Effect.Effect<void, OutboxError>
   /**
    * Claims up to `limit` publishable rows (oldest first), hands them to `publish`, and deletes them
-   * once it succeeded. If `publish` fails, the rows stay and are offered again. Returns how many were
-   * published.
+   * once it succeeded. If `publish` fails, the rows stay and are offered again, except those the
+   * failure reports as acknowledged (`BrokerError.acknowledged`, see {@link acknowledgedRows}): they
+   * are deleted before the failure propagates. Returns how many were published.
    */
   readonly process: <E, R>(
     limit: number,
@@ -63,6 +64,27 @@ export interface OutboxShape {
    * process on LMDB) or after `maxWaitMs`, whichever comes first. The relay's idle wait.
    */
   readonly awaitWork: (maxWaitMs: number) => Effect.Effect<void>
+}
+
+/**
+ * The rows a failed `publish` of `rows` acknowledged, which the outbox deletes: those at the indices
+ * the error reports, except a row that follows an unacknowledged row of the same topic and key. That
+ * one stays and goes out again after it, so the last copy of each key's records on the broker is in
+ * order even if a broker acknowledged records out of order.
+ *
+ * @since 0.1.0
+ */
+export const acknowledgedRows = <Row extends OutgoingRecord>(rows: ReadonlyArray<Row>, error: unknown): Array<Row> => {
+  const acked = new Set(acknowledgedBy(error))
+  if (acked.size === 0) return []
+  const held = new Set<string>()
+  const out: Array<Row> = []
+  for (const [i, row] of rows.entries()) {
+    const key = row.key === null ? undefined : `${row.topic}\u0000${row.key}`
+    if (acked.has(i) && (key === undefined || !held.has(key))) out.push(row)
+    else if (key !== undefined) held.add(key)
+  }
+  return out
 }
 
 /**

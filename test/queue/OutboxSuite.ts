@@ -1,6 +1,7 @@
 /** Conformance suite of the Outbox port; every backend runs it. */
 import { assert, it as baseIt } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { BrokerError } from "../../src/broker/Broker.ts"
 import { Outbox, type OutboxRow } from "../../src/queue/Outbox.ts"
 import type * as Storage from "../../src/storage/Storage.ts"
 import { UnitOfWork } from "../../src/storage/UnitOfWork.ts"
@@ -45,6 +46,39 @@ export const suite = (name: string, layer: Layer.Layer<Storage.Services, unknown
         assert.isTrue(Exit.isFailure(died))
         const rows = yield* drain
         assert.deepStrictEqual(rows.map((r) => r.value), ["x"])
+      }))
+
+    it.effect("a partly failed publish deletes only the acknowledged rows, keeping each key's order", () =>
+      Effect.gen(function*() {
+        const outbox = yield* Outbox
+        yield* drain
+        yield* outbox.stage([
+          { topic: "P", key: "k1", value: "1", headers: {} },
+          { topic: "P", key: "k2", value: "2", headers: {} },
+          { topic: "P", key: "k1", value: "3", headers: {} },
+          { topic: "P", key: null, value: "4", headers: {} },
+          { topic: "Q", key: "k1", value: "5", headers: {} },
+          { topic: "P", key: "k2", value: "6", headers: {} }
+        ])
+        // the broker acknowledged all but the first and the last: "3" follows the unacknowledged "1"
+        // of the same key, so it stays and goes out again after it
+        const offered: Array<ReadonlyArray<string>> = []
+        const failure = yield* outbox.process(10, (rows) =>
+          Effect.suspend(() => {
+            offered.push(rows.map((r) => r.value))
+            return Effect.fail(new BrokerError({ reason: "Unavailable", message: "partition 0 has no leader", acknowledged: [1, 2, 3, 4] }))
+          })
+        ).pipe(Effect.flip)
+        assert.strictEqual(failure._tag, "BrokerError")
+        assert.deepStrictEqual(offered, [["1", "2", "3", "4", "5", "6"]])
+        assert.strictEqual(yield* outbox.pending, 3)
+        const rest = yield* drain
+        assert.deepStrictEqual(rest.map((r) => r.value), ["1", "3", "6"])
+        // a failure that acknowledges nothing (or is not a broker error) keeps every row
+        yield* outbox.stage([{ topic: "P", key: "k", value: "7", headers: {} }])
+        yield* outbox.process(10, () => Effect.fail(new BrokerError({ reason: "Timeout", message: "no answer" }))).pipe(Effect.flip)
+        yield* outbox.process(10, () => Effect.fail({ acknowledged: [0] })).pipe(Effect.flip)
+        assert.deepStrictEqual((yield* drain).map((r) => r.value), ["7"])
       }))
 
     it.effect("rows staged in a failed unit of work never appear", () =>
