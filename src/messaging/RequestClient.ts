@@ -1,8 +1,9 @@
 /**
  * Request/reply over the broker: send a command or query and wait for ITS reply. The reply is
  * matched by the message identifier (minos trusted "the next message on a private topic"), it comes
- * back on the service's `{Name}Reply` topic, and each instance reads that topic in a group of its own,
- * so whichever instance sent the request receives the reply.
+ * back on the service's `{Name}Reply` topic, and each instance reads that topic in an ephemeral group
+ * of its own (no offsets, removed when the instance stops), so whichever instance sent the request
+ * receives the reply.
  *
  * @since 0.1.0
  */
@@ -88,11 +89,13 @@ export const make = Effect.fn("RequestClient.make")(function*(options: { readonl
   const replies = yield* Replies
   const topic = replyTopic(options.service)
   const instance = options.instance ?? crypto.randomUUID()
-  // a group per instance: every instance sees every reply and keeps the ones it waits for
+  // an ephemeral group per instance: every instance sees every reply and keeps the ones it waits
+  // for; the group records no offsets and goes away with the instance, so restarts leave none behind
   yield* broker.consume({
     group: `${options.service}.replies.${instance}`,
     topics: [topic],
     fromBeginning: false,
+    ephemeral: true,
     handle: (records) =>
       Effect.forEach(records, (r) => {
         const decoded = Message.decode(r.value)

@@ -40,5 +40,5 @@ describeKafka("KafkaBroker (real Kafka)", () => {
     it.effect("answers a ping", () => Effect.flatMap(Broker, (b) => b.ping))
   })
 
-  suite("KafkaBroker", KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "conformance" }))
+  suite("KafkaBroker", KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "conformance", partitions: 3 }))
 })
