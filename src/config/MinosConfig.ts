@@ -22,7 +22,9 @@ export type {
   PostgresSettings,
   Resolved as Settings,
   SagaStorageSettings,
-  StorageSettings
+  SaslSettings,
+  StorageSettings,
+  TlsSettings
 } from "./internal/formats.ts"
 export { defaults, NATIVE_VERSION } from "./internal/formats.ts"
 

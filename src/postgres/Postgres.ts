@@ -7,9 +7,8 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
-import type { Redacted } from "effect"
 import * as PgEventStore from "./PgEventStore.ts"
 import * as PgTransactions from "./PgTransactions.ts"
 import * as PgInbox from "./PgInbox.ts"
@@ -39,6 +38,26 @@ export interface PostgresOptions {
   readonly connectTimeoutMs: number
   /** Schema for every table (the connections' `search_path`). */
   readonly schema: string
+  /** TLS to the server (PEM contents); absent: plain TCP. */
+  readonly ssl?: PostgresTls | undefined
+}
+
+/**
+ * TLS towards PostgreSQL.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PostgresTls {
+  /** CA certificates to trust instead of the system ones. */
+  readonly ca?: string | undefined
+  /** Client certificate and key, for servers that ask for one. */
+  readonly cert?: string | undefined
+  readonly key?: Redacted.Redacted<string> | undefined
+  /** Refuse a server certificate that does not check out (default true). */
+  readonly rejectUnauthorized?: boolean | undefined
+  /** The name the server certificate must carry, when it is not `host`. */
+  readonly serverName?: string | undefined
 }
 
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/
@@ -60,7 +79,16 @@ export const layer = (settings: PostgresOptions): Layer.Layer<PgClient.PgClient 
     maxConnections: settings.maxConnections,
     connectTimeout: Duration.millis(settings.connectTimeoutMs),
     applicationName: "effect-minos",
-    startupParameters: settings.schema === "public" ? {} : { search_path: settings.schema }
+    startupParameters: settings.schema === "public" ? {} : { search_path: settings.schema },
+    ...(settings.ssl === undefined ? {} : {
+      ssl: {
+        rejectUnauthorized: settings.ssl.rejectUnauthorized ?? true,
+        ...(settings.ssl.ca === undefined ? {} : { ca: settings.ssl.ca }),
+        ...(settings.ssl.cert === undefined ? {} : { cert: settings.ssl.cert }),
+        ...(settings.ssl.key === undefined ? {} : { key: Redacted.value(settings.ssl.key) }),
+        ...(settings.ssl.serverName === undefined ? {} : { servername: settings.ssl.serverName })
+      }
+    })
   })
 }
 

@@ -16,15 +16,16 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Redacted, Ref, Schedule, Schema } from "effect"
 import { existsSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import { connect } from "node:net"
 import { Broker } from "../broker/Broker.ts"
 import * as KafkaBroker from "../kafka/KafkaBroker.ts"
 import * as MemoryBroker from "../memory/MemoryBroker.ts"
 import * as Replies from "../messaging/Replies.ts"
 import * as RequestClient from "../messaging/RequestClient.ts"
-import { MinosConfig, type Settings } from "../config/MinosConfig.ts"
+import { MinosConfig, type PostgresSettings, type Settings, type TlsSettings } from "../config/MinosConfig.ts"
 import * as DiscoveryLayer from "../discovery/DiscoveryLayer.ts"
 import * as Health from "../http/Health.ts"
 import * as HttpServer from "../http/HttpServer.ts"
@@ -133,8 +134,38 @@ const waitFor = (dependency: string, addresses: ReadonlyArray<{ readonly host: s
     )
   })
 
+/** The PEM files a TLS setting names, read now; a missing file fails the start with what to fix. */
+const readTls = (dependency: string, key: string, tls: TlsSettings | undefined) =>
+  Effect.gen(function*() {
+    if (tls === undefined) return undefined
+    const read = (what: string, file: string | undefined) =>
+      file === undefined
+        ? Effect.succeed(undefined)
+        : Effect.tryPromise({
+          try: () => readFile(file, "utf8"),
+          catch: (e) => new StartupError({ dependency, message: `Cannot read ${key}.${what} (${file}): ${(e as Error).message}`, cause: e })
+        })
+    const ca = yield* read("ca_file", tls.caFile)
+    const cert = yield* read("cert_file", tls.certFile)
+    const keyPem = yield* read("key_file", tls.keyFile)
+    return {
+      rejectUnauthorized: tls.rejectUnauthorized,
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(keyPem === undefined ? {} : { key: Redacted.make(keyPem) }),
+      ...(tls.serverName === undefined ? {} : { serverName: tls.serverName })
+    }
+  })
+
+/** The PostgreSQL adapter's options for the configured connection (TLS files read). */
+const pgOptions = (pg: PostgresSettings, key: string) =>
+  Effect.map(readTls("PostgreSQL", `${key}.tls`, pg.tls), (ssl): Postgres.PostgresOptions => {
+    const { tls: _tls, ...rest } = pg
+    return ssl === undefined ? rest : { ...rest, ssl }
+  })
+
 const pgHint = "Start it (`docker compose up -d` or `npm run services:up`) or check storage.postgres in the config."
-const kafkaHint = "Start it (`docker compose up -d` or `npm run services:up`) or check broker.host/port in the config."
+const kafkaHint = "Start it (`docker compose up -d` or `npm run services:up`) or check broker.brokers (or broker.host/port) in the config."
 
 /**
  * The folder the in-process broker keeps its log in: next to the LMDB storage
@@ -168,7 +199,8 @@ export const layerStorage: Layer.Layer<Storage.Services, StartupError, MinosConf
     }
     const pg = config.storage.postgres
     yield* waitFor("PostgreSQL", [pg], pgHint)
-    return mapError(Postgres.layerStorage(pg), (e) =>
+    const options = yield* pgOptions(pg, "storage.postgres")
+    return mapError(Postgres.layerStorage(options), (e) =>
       new StartupError({ dependency: "PostgreSQL", message: `PostgreSQL ${pg.user}@${pg.host}:${pg.port}/${pg.database} refused the connection or the migration (${e.reason._tag}: ${e.message}). ${pgHint}`, cause: e }))
   })
 )
@@ -187,9 +219,19 @@ export const layerBroker: Layer.Layer<Broker, StartupError, MinosConfig> = Layer
       return mapError(MemoryBroker.layer({ persistence: { path: memoryBrokerPath(config) } }), (e) =>
         new StartupError({ dependency: "Broker", message: `Cannot open the in-process broker's log: ${e.message}`, cause: e }))
     }
-    const brokers = config.broker.brokers
+    const kafka = config.broker
+    const brokers = kafka.brokers
+    // any one listed broker that answers is enough to start
     yield* waitFor("Kafka", brokers.map((b) => hostPort(b, 9092)), kafkaHint)
-    return mapError(KafkaBroker.layer({ brokers, clientId: config.broker.clientId }), (e) =>
+    const tls = yield* readTls("Kafka", "broker.tls", kafka.tls)
+    return mapError(KafkaBroker.layer({
+      brokers,
+      clientId: kafka.clientId,
+      partitions: kafka.partitions,
+      replicationFactor: kafka.replicationFactor,
+      tls,
+      sasl: kafka.sasl
+    }), (e) =>
       new StartupError({ dependency: "Kafka", message: `Kafka at ${brokers.join(",")}: ${e.message}. ${kafkaHint}`, cause: e }))
   })
 )

@@ -121,6 +121,44 @@ describe("MinosConfig", () => {
         assert.deepStrictEqual(c.broker.backend === "kafka" && c.broker.brokers, ["a:1", "b:2"])
       }))
 
+    it.effect("reads the Kafka topic defaults, TLS and SASL, and the PostgreSQL TLS; secrets stay redacted", () =>
+      Effect.gen(function*() {
+        const path = file("kafka-security.yml", [
+          "version: effect-minos/1",
+          "service: { name: secure }",
+          "storage:",
+          "  backend: postgres",
+          "  postgres: { database: db, tls: { ca_file: /etc/ssl/pg-ca.pem, server_name: pg.internal } }",
+          "broker:",
+          "  backend: kafka",
+          "  brokers: [k1:9093, k2:9093]",
+          "  partitions: 12",
+          "  replication_factor: 3",
+          "  tls: { ca_file: /etc/ssl/ca.pem, cert_file: /etc/ssl/me.pem, key_file: /etc/ssl/me.key, reject_unauthorized: false }",
+          "  sasl: { mechanism: SCRAM-SHA-512, username: svc, password: from-file }",
+          ""
+        ].join("\n"))
+        const c = yield* MinosConfig.load(path, { env: { MINOS_BROKER_SASL_PASSWORD: "s3cret", MINOS_BROKER_PARTITIONS: "6", MINOS_BROKER_BROKERS: "k1:9093,k2:9093,k3:9093" } })
+        assert.strictEqual(c.broker.backend, "kafka")
+        if (c.broker.backend !== "kafka") return
+        assert.deepStrictEqual(c.broker.brokers, ["k1:9093", "k2:9093", "k3:9093"])
+        assert.strictEqual(c.broker.partitions, 6)
+        assert.strictEqual(c.broker.replicationFactor, 3)
+        assert.deepStrictEqual(c.broker.tls, { rejectUnauthorized: false, caFile: "/etc/ssl/ca.pem", certFile: "/etc/ssl/me.pem", keyFile: "/etc/ssl/me.key" })
+        assert.strictEqual(c.broker.sasl?.mechanism, "SCRAM-SHA-512")
+        assert.strictEqual(c.broker.sasl?.username, "svc")
+        assert.strictEqual(Redacted.value(c.broker.sasl!.password), "s3cret")
+        assert.deepStrictEqual(c.storage.backend === "postgres" && c.storage.postgres.tls, { rejectUnauthorized: true, caFile: "/etc/ssl/pg-ca.pem", serverName: "pg.internal" })
+        const json = JSON.stringify(MinosConfig.toJson(c))
+        assert.notInclude(json, "s3cret")
+        assert.include(json, "<redacted>")
+        // without the keys: the broker's own topic defaults, no TLS, no SASL
+        const plain = yield* MinosConfig.load(file("kafka-plain.yml", "version: effect-minos/1\nservice: { name: plain }\nbroker: { backend: kafka }\n"), { env: {} })
+        assert.deepStrictEqual(plain.broker, { backend: "kafka", brokers: ["localhost:9092"], clientId: "plain" })
+        const bad = yield* failure(file("kafka-bad.yml", "version: effect-minos/1\nservice: { name: bad }\nbroker: { backend: kafka, sasl: { mechanism: GSSAPI, username: u, password: p } }\n"))
+        assert.strictEqual(bad.path, "broker.sasl.mechanism")
+      }))
+
     it.effect("env beats file for booleans too", () =>
       Effect.gen(function*() {
         const c = yield* MinosConfig.load("config.yml", { env: { MINOS_DISCOVERY_ENABLED: "true", MINOS_REST_ENABLED: "no" } })

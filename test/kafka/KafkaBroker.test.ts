@@ -1,12 +1,15 @@
 import { assert, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Fiber, Layer } from "effect"
 import { Broker, type DeliveredRecord } from "../../src/broker/Broker.ts"
+import * as MinosConfig from "../../src/config/MinosConfig.ts"
 import * as KafkaBroker from "../../src/kafka/KafkaBroker.ts"
-import { describeKafka, kafkaBrokers } from "../support/Services.ts"
-import { suite } from "../broker/BrokerSuite.ts"
+import * as Microservice from "../../src/runtime/Microservice.ts"
+import { groupExists } from "../support/Kafka.ts"
+import { describeKafka, kafkaBrokers, settings } from "../support/Services.ts"
+import { Inbox, join, suite, unique } from "../broker/BrokerSuite.ts"
 
 describeKafka("KafkaBroker (real Kafka)", () => {
-  layer(KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "smoke" }), { timeout: 60_000 })((it) => {
+  layer(KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "smoke" }), { timeout: 60_000, excludeTestServices: true })((it) => {
     const run = `${process.pid}-${Date.now()}`
 
     it.effect("creates a topic, publishes with key + headers and reads it back in a group", () =>
@@ -38,7 +41,34 @@ describeKafka("KafkaBroker (real Kafka)", () => {
       }))
 
     it.effect("answers a ping", () => Effect.flatMap(Broker, (b) => b.ping))
+
+    it.effect("an ephemeral group commits nothing and is gone once its member left", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker
+        const topic = unique("ephemeral")
+        const group = unique("replies")
+        yield* broker.publish([{ topic, key: "k", value: "before", headers: {} }])
+        const got = new Inbox("ephemeral member")
+        const member = yield* join({ group, topics: [topic], handle: got.handle, ephemeral: true, fromBeginning: false })
+        yield* broker.publish([{ topic, key: "k", value: "after", headers: {} }])
+        yield* got.count(1)
+        assert.deepStrictEqual(got.values(), ["after"])
+        assert.isTrue(yield* groupExists(kafkaBrokers, group))
+        yield* member.leave
+        assert.isFalse(yield* groupExists(kafkaBrokers, group), "the group is deleted when its member leaves")
+      }))
   })
+
+  it.live("a TLS file that cannot be read fails the start with the key that names it", () =>
+    Effect.gen(function*() {
+      const config = settings({
+        name: "tlsfile",
+        broker: { backend: "kafka", brokers: kafkaBrokers, clientId: "tlsfile", tls: { rejectUnauthorized: true, caFile: "/nonexistent/ca.pem" } }
+      })
+      const error = yield* Layer.build(Microservice.layerBroker.pipe(Layer.provide(MinosConfig.layerSettings(config)))).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(error._tag, "StartupError")
+      assert.include(error.message, "broker.tls.ca_file")
+    }))
 
   suite("KafkaBroker", KafkaBroker.layer({ brokers: kafkaBrokers, clientId: "conformance", partitions: 3 }))
 })

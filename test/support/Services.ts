@@ -45,16 +45,23 @@ const answers = (host: string, port: number): Promise<boolean> =>
     socket.once("error", () => done(false))
   })
 
-const [pgUp, kafkaUp] = await Promise.all([
+/** The 3-broker cluster of `scripts/kafka.sh cluster up` (failover tests). */
+export const clusterBrokers: ReadonlyArray<string> = (process.env["MINOS_TEST_KAFKA_CLUSTER"] ?? "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094").split(",")
+
+const answersAt = (address: string) => {
+  const [host, port] = address.split(":")
+  return answers(host!, Number(port))
+}
+
+const [pgUp, kafkaUp, clusterUp] = await Promise.all([
   answers(postgres.host, postgres.port),
-  (async () => {
-    const [host, port] = kafkaBrokers[0]!.split(":")
-    return answers(host!, Number(port))
-  })()
+  answersAt(kafkaBrokers[0]!),
+  Promise.all(clusterBrokers.map(answersAt)).then((up) => up.every(Boolean))
 ])
 
 export const postgresAvailable = pgUp
 export const kafkaAvailable = kafkaUp
+export const clusterAvailable = clusterUp
 
 const gate = (available: boolean, what: string) => (name: string, body: () => void) => {
   if (available) describe(name, body)
@@ -71,6 +78,8 @@ const gate = (available: boolean, what: string) => (name: string, body: () => vo
 export const describePostgres = gate(postgresAvailable, `PostgreSQL at ${postgres.host}:${postgres.port}`)
 /** `describe` for suites that need the real Kafka broker. */
 export const describeKafka = gate(kafkaAvailable, `Kafka at ${kafkaBrokers.join(",")}`)
+/** `describe` for suites that need the 3-broker cluster (`bash scripts/kafka.sh cluster up`). */
+export const describeCluster = gate(clusterAvailable && postgresAvailable, `the Kafka cluster at ${clusterBrokers.join(",")} (bash scripts/kafka.sh cluster up) and PostgreSQL`)
 
 /**
  * The PostgreSQL storage bundle in a fresh schema that is dropped when the layer is released.

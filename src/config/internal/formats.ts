@@ -9,6 +9,27 @@ import { type ClassRole, classPaths, type Component, isFrameworkPath, simpleName
 // ---------------------------------------------------------------------------------------------
 // resolved shape (re-exported by MinosConfig.ts)
 
+/**
+ * TLS towards a server: files with PEM contents (read at start-up by the runtime).
+ */
+export interface TlsSettings {
+  /** CA certificates to trust instead of the system ones. */
+  readonly caFile?: string | undefined
+  /** Client certificate and key, for servers that ask for one (mutual TLS). */
+  readonly certFile?: string | undefined
+  readonly keyFile?: string | undefined
+  /** Refuse a server certificate that does not check out (default true). */
+  readonly rejectUnauthorized: boolean
+  /** The name the server certificate must carry, when it is not the host connected to. */
+  readonly serverName?: string | undefined
+}
+
+export interface SaslSettings {
+  readonly mechanism: "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+  readonly username: string
+  readonly password: Redacted.Redacted<string>
+}
+
 export interface PostgresSettings {
   readonly host: string
   readonly port: number
@@ -19,6 +40,8 @@ export interface PostgresSettings {
   readonly connectTimeoutMs: number
   /** The PostgreSQL schema the tables live in (default `public`). */
   readonly schema: string
+  /** TLS to the server; absent: plain TCP. */
+  readonly tls?: TlsSettings | undefined
 }
 
 export type StorageSettings =
@@ -27,7 +50,18 @@ export type StorageSettings =
 
 export type BrokerSettings =
   | { readonly backend: "memory" }
-  | { readonly backend: "kafka"; readonly brokers: ReadonlyArray<string>; readonly clientId: string }
+  | {
+    readonly backend: "kafka"
+    /** Bootstrap brokers; start-up needs any one of them. */
+    readonly brokers: ReadonlyArray<string>
+    readonly clientId: string
+    /** Partitions of the topics the service creates (absent: the broker's `num.partitions`). */
+    readonly partitions?: number | undefined
+    /** Replication factor of the topics the service creates (absent: the broker's default). */
+    readonly replicationFactor?: number | undefined
+    readonly tls?: TlsSettings | undefined
+    readonly sasl?: SaslSettings | undefined
+  }
 
 export type SagaStorageSettings =
   | { readonly backend: "lmdb"; readonly path: string }
@@ -101,6 +135,33 @@ const NonNegative = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Password = Schema.NullOr(Schema.Union([Schema.String, Schema.Number]))
 const ServiceName = Schema.String.check(Schema.isPattern(/^[A-Za-z][A-Za-z0-9_-]*$/, { expected: "a service name (letters, digits, '-' or '_', starting with a letter)" }))
 
+const TlsFields = Schema.Struct({
+  enabled: Schema.optional(Schema.Boolean),
+  ca_file: Schema.optional(NonEmpty),
+  cert_file: Schema.optional(NonEmpty),
+  key_file: Schema.optional(NonEmpty),
+  reject_unauthorized: Schema.optional(Schema.Boolean),
+  server_name: Schema.optional(NonEmpty)
+})
+
+const SaslFields = Schema.Struct({
+  mechanism: Schema.Literals(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+  username: NonEmpty,
+  password: Password
+})
+
+/** `tls:` present (and not `enabled: false`) turns TLS on. */
+const tlsOf = (t: typeof TlsFields.Type | undefined): TlsSettings | undefined =>
+  t === undefined || t.enabled === false
+    ? undefined
+    : {
+      rejectUnauthorized: t.reject_unauthorized ?? true,
+      ...(t.ca_file === undefined ? {} : { caFile: t.ca_file }),
+      ...(t.cert_file === undefined ? {} : { certFile: t.cert_file }),
+      ...(t.key_file === undefined ? {} : { keyFile: t.key_file }),
+      ...(t.server_name === undefined ? {} : { serverName: t.server_name })
+    }
+
 const PostgresFields = {
   host: Schema.optional(NonEmpty),
   port: Schema.optional(Port),
@@ -118,6 +179,7 @@ const postgresOf = (p: {
   readonly max_connections?: number | undefined
   readonly connect_timeout_ms?: number | undefined
   readonly schema?: string | undefined
+  readonly tls?: typeof TlsFields.Type | undefined
 }): PostgresSettings => ({
   host: p.host ?? defaults.postgres.host,
   port: p.port ?? defaults.postgres.port,
@@ -126,7 +188,8 @@ const postgresOf = (p: {
   password: Redacted.make(p.password === null || p.password === undefined ? defaults.postgres.password : String(p.password)),
   maxConnections: p.max_connections ?? defaults.postgres.maxConnections,
   connectTimeoutMs: p.connect_timeout_ms ?? defaults.postgres.connectTimeoutMs,
-  schema: p.schema ?? "public"
+  schema: p.schema ?? "public",
+  ...(tlsOf(p.tls) === undefined ? {} : { tls: tlsOf(p.tls) })
 })
 
 const brokerAddress = (host: string | undefined, port: number | undefined): string =>
@@ -306,7 +369,8 @@ const NativePostgres = Schema.Struct({
   ...PostgresFields,
   max_connections: Schema.optional(Positive),
   connect_timeout_ms: Schema.optional(Positive),
-  schema: Schema.optional(Schema.String.check(Schema.isPattern(/^[a-z_][a-z0-9_]{0,62}$/, { expected: "a lower-case SQL identifier" })))
+  schema: Schema.optional(Schema.String.check(Schema.isPattern(/^[a-z_][a-z0-9_]{0,62}$/, { expected: "a lower-case SQL identifier" }))),
+  tls: Schema.optional(TlsFields)
 })
 
 export const Native = Schema.Struct({
@@ -330,6 +394,10 @@ export const Native = Schema.Struct({
     port: Schema.optional(Port),
     brokers: Schema.optional(Schema.Array(NonEmpty)),
     client_id: Schema.optional(NonEmpty),
+    partitions: Schema.optional(Positive),
+    replication_factor: Schema.optional(Positive),
+    tls: Schema.optional(TlsFields),
+    sasl: Schema.optional(SaslFields),
     queue: Schema.optional(Schema.Struct({
       batch_size: Schema.optional(Positive),
       retry: Schema.optional(NonNegative),
@@ -382,8 +450,23 @@ export const resolveNative = (file: string, doc: typeof Native.Type): Resolved |
     storage = { backend: "lmdb", path: doc.storage?.lmdb?.path ?? `./data/${doc.service.name}`, mapSize: doc.storage?.lmdb?.map_size ?? defaults.lmdb.mapSize }
   }
   const b = doc.broker
+  const brokerTls = tlsOf(b?.tls)
   const broker: BrokerSettings = (b?.backend ?? "memory") === "kafka"
-    ? { backend: "kafka", brokers: b?.brokers ?? [brokerAddress(b?.host, b?.port)], clientId: b?.client_id ?? doc.service.name }
+    ? {
+      backend: "kafka",
+      brokers: b?.brokers ?? [brokerAddress(b?.host, b?.port)],
+      clientId: b?.client_id ?? doc.service.name,
+      ...(b?.partitions === undefined ? {} : { partitions: b.partitions }),
+      ...(b?.replication_factor === undefined ? {} : { replicationFactor: b.replication_factor }),
+      ...(brokerTls === undefined ? {} : { tls: brokerTls }),
+      ...(b?.sasl === undefined ? {} : {
+        sasl: {
+          mechanism: b.sasl.mechanism,
+          username: b.sasl.username,
+          password: Redacted.make(b.sasl.password === null || b.sasl.password === undefined ? "" : String(b.sasl.password))
+        }
+      })
+    }
     : { backend: "memory" }
   const sagaBackend = doc.saga?.storage?.backend ?? "lmdb"
   let sagaStorage: SagaStorageSettings
