@@ -1,19 +1,20 @@
 /**
  * Messaging benchmarks: the outbox relay (outbox → broker) and the consumer (broker → inbox claim +
- * handler), on PostgreSQL and on LMDB storage, against a raw kafkajs producer / consumer doing the
- * same Kafka work.
+ * handler), on PostgreSQL and on LMDB storage, against the raw @platformatic/kafka producer /
+ * consumer (the client KafkaBroker is built on) doing the same Kafka work.
  *
  * - Relay: N envelopes (~300 bytes, keys spread over 100 aggregates) are staged in the outbox
  *   (untimed), then `OutboxRelay.drain(1000)` is timed until the outbox is empty. Raw: a connected
- *   kafkajs producer `sendBatch`es the same messages in batches of 1000, acks -1. Both publish to a
- *   fresh topic pre-created with the same partitions.
+ *   idempotent producer with KafkaBroker's client options `send`s the same messages in batches of
+ *   1000, acks -1. Both publish to a fresh topic pre-created with the same partitions.
  * - Consumer: N envelopes are pre-published (untimed) to a fresh topic; our consumer (`Consumer.make`
- *   with one no-op event handler, a fresh consumer group) and a raw kafkajs consumer (fresh group,
- *   eachBatch, offsets committed per batch) read all of them. Timed from the first batch delivered to
- *   the last record handled, so the group join (the same for both) is not part of the rate.
+ *   with one no-op event handler, a fresh consumer group) and a raw consumer stream (fresh group,
+ *   KafkaBroker's consumer settings, offsets committed per chunk of at most 500 records of a
+ *   partition) read all of them. Timed from the first record delivered to the last record handled,
+ *   so the group join (the same for both) is not part of the rate.
  */
 import { Context, Deferred, Effect, Layer, Redacted, Schema } from "effect"
-import { type Admin, Kafka, logLevel, Partitioners, type Producer } from "kafkajs"
+import { Admin, compatibilityPartitioner, Consumer as KafkaConsumer, type Message as KafkaMessage, Producer, stringDeserializers, stringSerializers } from "@platformatic/kafka"
 import { open } from "lmdb"
 import pg from "pg"
 import { Broker, type BrokerShape, type OutgoingRecord } from "../src/broker/Broker.ts"
@@ -51,63 +52,68 @@ export const envelopes = (topic: string, n: number): Array<OutgoingRecord> =>
   })
 
 // ---------------------------------------------------------------------------------------------
-// the raw kafkajs side
+// the raw @platformatic/kafka side
+
+type RawProducer = Producer<string, string, string, string>
 
 export interface RawKafka {
-  readonly kafka: Kafka
   readonly admin: Admin
-  readonly producer: Producer
+  readonly producer: RawProducer
+  readonly options: KafkaBroker.KafkaOptions
   /** A fresh topic name of this run, created with {@link PARTITIONS} partitions. */
   readonly topic: (what: string) => Effect.Effect<string>
   /** Publishes `records` in batches of 1000, acks -1 (untimed setup of the consumer cases). */
   readonly publish: (records: ReadonlyArray<OutgoingRecord>) => Promise<void>
 }
 
+const toMessages = (records: ReadonlyArray<OutgoingRecord>) =>
+  records.map((r) => ({ topic: r.topic, ...(r.key === null ? {} : { key: r.key }), value: r.value, headers: { ...r.headers } }))
+
 /**
- * A kafkajs client with the settings KafkaBroker uses; its admin and producer are connected once.
- * The topics it created are deleted when the scope closes.
+ * A raw admin and idempotent producer with KafkaBroker's client options, the Java partitioner and
+ * acks -1. The topics it created are deleted when the scope closes.
  */
 export const rawKafka = (runId: string) =>
   Effect.acquireRelease(
-    Effect.promise(async () => {
-      const kafka = new Kafka({
-        clientId: `bench-raw-${runId}`,
-        brokers: [...kafkaBrokers],
-        logLevel: logLevel.ERROR,
-        requestTimeout: 30_000,
-        connectionTimeout: 3_000,
-        retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 }
+    Effect.sync(() => {
+      const options: KafkaBroker.KafkaOptions = { brokers: kafkaBrokers, clientId: `bench-raw-${runId}` }
+      const admin = new Admin(KafkaBroker.clientOptions(options))
+      const producer: RawProducer = new Producer<string, string, string, string>({
+        ...KafkaBroker.clientOptions(options, 8),
+        idempotent: true,
+        acks: -1,
+        serializers: stringSerializers,
+        partitioner: compatibilityPartitioner
       })
-      const admin = kafka.admin()
-      await admin.connect()
-      const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
-      await producer.connect()
-      return { kafka, admin, producer, created: [] as Array<string> }
+      return { admin, producer, options, created: [] as Array<string> }
     }),
     ({ admin, created, producer }) =>
       Effect.promise(async () => {
-        await producer.disconnect().catch(() => undefined)
-        if (created.length > 0) await admin.deleteTopics({ topics: created, timeout: 30_000 }).catch(() => undefined)
-        await admin.disconnect().catch(() => undefined)
+        await producer.close(true).catch(() => undefined)
+        if (created.length > 0) await admin.deleteTopics({ topics: created }).catch(() => undefined)
+        await admin.close().catch(() => undefined)
       })
-  ).pipe(Effect.map(({ admin, created, kafka, producer }): RawKafka => {
+  ).pipe(Effect.map(({ admin, created, options, producer }): RawKafka => {
     let n = 0
     return {
-      kafka,
       admin,
       producer,
+      options,
       topic: (what) =>
         Effect.promise(async () => {
           const topic = `bench.${runId}.${what}.${++n}`
-          await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: -1 }] })
+          await admin.createTopics({ topics: [topic], partitions: PARTITIONS, replicas: -1 })
           created.push(topic)
+          // a fresh topic takes a moment to elect its leaders
+          for (let i = 0; i < 100; i++) {
+            const metadata = await admin.metadata({ topics: [topic], forceUpdate: true })
+            if (metadata.topics.get(topic)?.partitions.every((p) => p.leader >= 0)) break
+            await new Promise((resolve) => setTimeout(resolve, 100))
+          }
           return topic
         }),
       publish: async (records) => {
-        for (let i = 0; i < records.length; i += RELAY_BATCH) {
-          const messages = records.slice(i, i + RELAY_BATCH).map((r) => ({ key: r.key, value: r.value, headers: { ...r.headers } }))
-          await producer.sendBatch({ acks: -1, topicMessages: [{ topic: records[0]!.topic, messages }] })
-        }
+        for (let i = 0; i < records.length; i += RELAY_BATCH) await producer.send({ messages: toMessages(records.slice(i, i + RELAY_BATCH)) })
       }
     }
   }))
@@ -141,14 +147,12 @@ const relayOurs = (topic: Effect.Effect<string>) =>
 const relayRaw = (raw: RawKafka, label: string) => (ops: number) =>
   Effect.gen(function*() {
     const topic = yield* raw.topic(`relay-raw.${label}`)
-    const batches: Array<Array<{ key: string | null; value: string; headers: Record<string, string> }>> = []
     const records = envelopes(topic, ops)
-    for (let i = 0; i < records.length; i += RELAY_BATCH) {
-      batches.push(records.slice(i, i + RELAY_BATCH).map((r) => ({ key: r.key, value: r.value, headers: { ...r.headers } })))
-    }
+    const batches: Array<ReturnType<typeof toMessages>> = []
+    for (let i = 0; i < records.length; i += RELAY_BATCH) batches.push(toMessages(records.slice(i, i + RELAY_BATCH)))
     return yield* Effect.promise(async () => {
       const start = performance.now()
-      for (const messages of batches) await raw.producer.sendBatch({ acks: -1, topicMessages: [{ topic, messages }] })
+      for (const messages of batches) await raw.producer.send({ messages })
       return performance.now() - start
     })
   })
@@ -217,55 +221,81 @@ const limited = async <A>(items: ReadonlyArray<A>, n: number, f: (a: A) => Promi
 }
 
 /**
- * The raw side: a kafkajs consumer with KafkaBroker's settings, fresh group, eachBatch, offsets
- * committed per batch. Without `claim` it only reads the records (key and value as text); with
- * `claim` it also does our consumer's storage work by hand: parse the envelope, and per record one
- * claim transaction, records of one key in order, up to 16 keys at once (our consumer's default).
+ * The raw side: a consumer stream with KafkaBroker's consumer settings, fresh group, from the
+ * earliest offset, offsets committed per chunk (what arrived together, at most 500 records of a
+ * partition). Without `claim` it only reads the records (key and value as text); with `claim` it
+ * also does our consumer's storage work by hand: parse the envelope, and per record one claim
+ * transaction, records of one key in order, up to 16 keys at once (our consumer's default).
  */
 const consumeRaw = (raw: RawKafka, label: string, claim?: RawClaim) => (ops: number) =>
   Effect.gen(function*() {
     const topic = yield* raw.topic(`consume-raw.${label}`)
     return yield* Effect.promise(async () => {
       await raw.publish(envelopes(topic, ops))
-      // the same settings as our consumer, so only the work per record differs
-      const consumer = raw.kafka.consumer({ groupId: `${topic}.group`, ...KafkaBroker.consumerSettings })
+      const group = `${topic}.group`
+      const settings = KafkaBroker.consumerSettings
+      const consumer = new KafkaConsumer<string, string, string, string>({
+        ...KafkaBroker.clientOptions({ ...raw.options, clientId: `${raw.options.clientId}-consumer` }, 10),
+        groupId: group,
+        deserializers: stringDeserializers,
+        autocommit: false,
+        sessionTimeout: settings.sessionTimeout,
+        rebalanceTimeout: settings.rebalanceTimeout,
+        heartbeatInterval: settings.heartbeatInterval,
+        maxWaitTime: settings.maxWaitTime,
+        highWaterMark: settings.highWaterMark
+      })
       let first: number | undefined
       let handled = 0
       let finish!: (at: number) => void
       const done = new Promise<number>((resolve) => (finish = resolve))
       try {
-        await consumer.connect()
-        await consumer.subscribe({ topics: [topic], fromBeginning: true })
-        await consumer.run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: 4,
-          eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
-            first ??= performance.now()
-            const last = batch.messages[batch.messages.length - 1]
-            if (last === undefined) return
-            if (claim === undefined) {
-              let bytes = 0
-              for (const m of batch.messages) bytes += (m.value?.toString("utf8").length ?? 0) + (m.key?.toString("utf8").length ?? 0)
-              if (bytes < 0) throw new Error("unreachable")
-            } else {
-              const byKey = new Map<string, Array<string>>()
-              for (const m of batch.messages) {
-                const key = m.key?.toString("utf8") ?? ""
-                const identifier = (JSON.parse(m.value?.toString("utf8") ?? "{}") as { identifier: string }).identifier
-                const list = byKey.get(key)
-                if (list === undefined) byKey.set(key, [identifier])
-                else list.push(identifier)
+        const stream = await consumer.consume({ topics: [topic], mode: "earliest", autocommit: false })
+        let chunk: Array<KafkaMessage<string, string, string, string>> = []
+        let working = Promise.resolve()
+        const work = async (messages: ReadonlyArray<KafkaMessage<string, string, string, string>>) => {
+          const byPartition = new Map<number, Array<KafkaMessage<string, string, string, string>>>()
+          for (const m of messages) {
+            const list = byPartition.get(m.partition)
+            if (list === undefined) byPartition.set(m.partition, [m])
+            else list.push(m)
+          }
+          for (const list of byPartition.values()) {
+            for (let i = 0; i < list.length; i += 500) {
+              const part = list.slice(i, i + 500)
+              if (claim === undefined) {
+                let bytes = 0
+                for (const m of part) bytes += (m.value?.length ?? 0) + (m.key?.length ?? 0)
+                if (bytes < 0) throw new Error("unreachable")
+              } else {
+                const byKey = new Map<string, Array<string>>()
+                for (const m of part) {
+                  const identifier = (JSON.parse(m.value ?? "{}") as { identifier: string }).identifier
+                  const list = byKey.get(m.key ?? "")
+                  if (list === undefined) byKey.set(m.key ?? "", [identifier])
+                  else list.push(identifier)
+                }
+                await limited([...byKey.values()], 16, async (ids) => {
+                  for (const id of ids) await claim(group, topic, id)
+                })
               }
-              await limited([...byKey.values()], 16, async (ids) => {
-                for (const id of ids) await claim(`${topic}.group`, topic, id)
-              })
+              const last = part[part.length - 1]!
+              await consumer.commit({ offsets: [{ topic, partition: last.partition, offset: last.offset + 1n, leaderEpoch: last.leaderEpoch }] })
+              handled += part.length
+              if (handled >= ops) finish(performance.now())
             }
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }])
-            resolveOffset(last.offset)
-            await heartbeat()
-            handled += batch.messages.length
-            if (handled >= ops) finish(performance.now())
+          }
+        }
+        stream.on("data", (m) => {
+          first ??= performance.now()
+          chunk.push(m)
+          if (chunk.length === 1) {
+            // what arrived together goes as one chunk, after the current one
+            setImmediate(() => {
+              const messages = chunk
+              chunk = []
+              working = working.then(() => work(messages))
+            })
           }
         })
         let timer: NodeJS.Timeout | undefined
@@ -273,9 +303,11 @@ const consumeRaw = (raw: RawKafka, label: string, claim?: RawClaim) => (ops: num
           done,
           new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`raw consumer: ${handled}/${ops} after ${CONSUME_TIMEOUT}`)), 90_000)))
         ]).finally(() => clearTimeout(timer))
+        await working
+        await stream.close().catch(() => undefined)
         return end - first!
       } finally {
-        await consumer.disconnect().catch(() => undefined)
+        await consumer.close(true).catch(() => undefined)
       }
     })
   })
@@ -316,7 +348,7 @@ export const messagingCases = (
         unit: "message",
         ours: { run: (ops) => provide(ours(ops)) },
         raw: { run: relayRaw(raw, label) },
-        goalRatio: 0.7,
+        goalRatio: 0.9,
         goalRate: 15_000
       })
       const consume = consumeOurs(raw, label, replyTopic)

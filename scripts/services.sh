@@ -4,6 +4,7 @@
 #   - PostgreSQL on 127.0.0.1:5432 (already installed here): starts it if stopped, then creates the
 #     role minos/min0s and the databases exam_db, rooms_db and minos_test when missing;
 #   - Apache Kafka on 127.0.0.1:9092 from Apache's jars (scripts/kafka.sh).
+# The 3-broker cluster of the failover tests is separate: `bash scripts/kafka.sh cluster up`.
 # Usage: scripts/services.sh up|down|status
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +51,7 @@ case "${1:-}" in
   status)
     if pg_ready; then echo "postgres: running"; else echo "postgres: not running"; fi
     bash "$here/kafka.sh" status || true
+    bash "$here/kafka.sh" cluster status || true
     ;;
   *)
     echo "usage: $0 up|down|status" >&2

@@ -1,12 +1,11 @@
 /**
  * The example services end to end as separate processes on PostgreSQL + Kafka: the exam REST
- * contract, its events on Kafka (read with a plain kafkajs consumer), the read model catching up,
+ * contract, its events on Kafka (read with a plain @platformatic/kafka consumer), the read model catching up,
  * `BookRoom` over Kafka getting its reply, the `ScheduleExam` saga across both services, and a
  * SIGTERM in the middle of a burst of POSTs losing nothing that was acknowledged.
  */
 import { assert, it } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
-import { Kafka, logLevel } from "kafkajs"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,6 +15,7 @@ import { RequestClient } from "../../src/messaging/RequestClient.ts"
 import * as RequestClientModule from "../../src/messaging/RequestClient.ts"
 import * as MinosConfig from "../../src/config/MinosConfig.ts"
 import { freePort, http, start } from "../support/Process.ts"
+import { readTopic } from "../support/Kafka.ts"
 import { describeKafka, describePostgres, kafkaBrokers, settings } from "../support/Services.ts"
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
@@ -31,30 +31,20 @@ const waitUntil = <A>(what: string, probe: Effect.Effect<A>, ok: (a: A) => boole
     }
   })
 
-/** Reads `topic` from the beginning in a fresh group until `match` holds for a message. */
+/** Reads `topic` from the beginning with a plain consumer until `match` holds for a message. */
 const kafkaMessage = (topic: string, match: (value: any) => boolean) =>
-  Effect.promise(async () => {
-    const kafka = new Kafka({ clientId: `e2e-${run}`, brokers: [...kafkaBrokers], logLevel: logLevel.NOTHING })
-    const consumer = kafka.consumer({ groupId: `e2e-${run}-${topic}`, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 100 })
-    await consumer.connect()
-    await consumer.subscribe({ topics: [topic], fromBeginning: true })
-    try {
-      return await new Promise<{ key: string | null; value: any; headers: Record<string, string> }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching message on ${topic}`)), 45_000)
-        void consumer.run({
-          eachMessage: async ({ message }) => {
-            const value = JSON.parse(message.value!.toString())
-            if (match(value)) {
-              clearTimeout(timer)
-              const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]))
-              resolve({ key: message.key?.toString() ?? null, value, headers })
-            }
-          }
-        })
-      })
-    } finally {
-      await consumer.disconnect()
+  Effect.gen(function*() {
+    const parse = (value: string): unknown => {
+      try {
+        return JSON.parse(value)
+      } catch {
+        return undefined
+      }
     }
+    const records = yield* readTopic(kafkaBrokers, topic, (rs) => rs.some((r) => match(parse(r.value))), "45 seconds")
+    const found = records.find((r) => match(parse(r.value)))
+    if (found === undefined) return yield* Effect.die(new Error(`no matching message on ${topic}`))
+    return { key: found.key, value: parse(found.value) as any, headers: found.headers }
   })
 
 describePostgres("examples on PostgreSQL", () => {
