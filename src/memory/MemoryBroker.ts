@@ -17,6 +17,8 @@
  *   Handlers run on their own fibers, never inside the caller's `publish`.
  * - `fromBeginning: false` starts a group that has no offset yet at the end of the log, as of the
  *   moment `consume` joined: every record published after `consume` returned is delivered.
+ * - An ephemeral group is never persisted and is gone once its last member left.
+ * - `publish` is all or nothing: a failure acknowledges no record.
  *
  * **Persistence** (`persistence: { path }`, what the runtime turns on for `broker.backend: memory`)
  *

@@ -306,6 +306,34 @@ export const suite = (name: string, brokerLayer: Layer.Layer<Broker, BrokerError
         assert.includeMembers(valuesOf(b.records), valuesOf(stuck.records), "everything A saw comes again")
       }), timeout)
 
+    it.effect("an ephemeral group starts at the end, retries a failed batch, and keeps no offsets once left", () =>
+      Effect.gen(function*() {
+        const broker = yield* Broker
+        const topic = unique("ephemeral")
+        const group = unique("replies")
+        yield* broker.publish([{ topic, key: "one-key", value: "old", headers: {} }])
+        let failures = 0
+        const got = inbox("ephemeral member")
+        const first = yield* member({
+          group,
+          topics: [topic],
+          ephemeral: true,
+          fromBeginning: false,
+          handle: (batch) => (failures++ === 0 ? Effect.fail("first attempt fails") : got.handle(batch))
+        })
+        yield* broker.publish([{ topic, key: "one-key", value: "a", headers: {} }])
+        yield* got.count(1)
+        assert.deepStrictEqual(valuesOf(got.records), ["a"], "from the end, the failed batch again")
+        yield* first.leave
+        // published while nobody is in the group: a member of the same name starts at the end again
+        yield* broker.publish([{ topic, key: "one-key", value: "b", headers: {} }])
+        const again = inbox("next ephemeral member")
+        yield* member({ group, topics: [topic], ephemeral: true, fromBeginning: false, handle: again.handle })
+        yield* broker.publish([{ topic, key: "one-key", value: "c", headers: {} }])
+        yield* again.count(1)
+        assert.deepStrictEqual(valuesOf(again.records), ["c"])
+      }), timeout)
+
     it.effect("starts a new group at the end of the log when fromBeginning is false", () =>
       Effect.gen(function*() {
         const broker = yield* Broker

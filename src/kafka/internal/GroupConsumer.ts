@@ -235,7 +235,8 @@ export const consume = Effect.fn("KafkaBroker.consume")(function*(client: Client
   // ---- handling: one worker per partition with queued records, at most `concurrency` at once
 
   const handleOnce = (state: PartitionState, epoch: number, batch: ReadonlyArray<Pending>) =>
-    options.handle(batch.map((p) => p.record)).pipe(
+    // each attempt calls `handle` again (it may build its effect eagerly)
+    Effect.suspend(() => options.handle(batch.map((p) => p.record))).pipe(
       Effect.withSpan("KafkaBroker.handle", { attributes: { topic: state.topic, partition: state.partition, size: batch.length } }),
       Effect.sandbox,
       Effect.retry({

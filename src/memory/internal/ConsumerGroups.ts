@@ -26,6 +26,8 @@ export interface Group {
   readonly slots: Map<Partition, Slot>
   /** When the group last lost its last member (undefined while it has members). */
   idleSince: number | undefined
+  /** Never persisted, and gone once its last member left (`ConsumeOptions.ephemeral`). */
+  readonly ephemeral: boolean
 }
 
 interface Worker {
@@ -140,7 +142,7 @@ export const make = (options: GroupsOptions): ConsumerGroups => {
             Effect.sync(() => {
               if (Exit.isSuccess(exit) && slot.committed < next) {
                 slot.committed = next
-                if (journal !== undefined && isCurrent(member.group)) journal.commit(member.group.name, slot)
+                if (journal !== undefined && !member.group.ephemeral && isCurrent(member.group)) journal.commit(member.group.name, slot)
               }
             })
           )
@@ -269,6 +271,11 @@ export const make = (options: GroupsOptions): ConsumerGroups => {
         rebalance(group)
         if (group.members.length > 0) return Effect.void
         group.idleSince = now
+        if (group.ephemeral) {
+          // nothing of it stays behind
+          if (isCurrent(group)) groups.delete(group.name)
+          return Effect.void
+        }
         return journal !== undefined && isCurrent(group) ? journal.idle(group.name, now) : Effect.void
       }))
 
@@ -289,13 +296,14 @@ export const make = (options: GroupsOptions): ConsumerGroups => {
         if (existing?.slots.has(partition) !== true) fresh.push(newSlot(partition, fromBeginning ? partition.base : endOf(partition)))
       }
     }
-    if (journal !== undefined && (fresh.length > 0 || existing === undefined || existing.members.length === 0)) {
+    const ephemeral = existing?.ephemeral ?? consumeOptions.ephemeral ?? false
+    if (journal !== undefined && !ephemeral && (fresh.length > 0 || existing === undefined || existing.members.length === 0)) {
       const failed = journal.register(name, fresh)
       if (failed !== undefined) return yield* Effect.fail(failed)
     }
     let group = existing
     if (group === undefined) {
-      group = { name, members: [], slots: new Map(), idleSince: undefined }
+      group = { name, members: [], slots: new Map(), idleSince: undefined, ephemeral }
       groups.set(name, group)
     }
     for (const slot of fresh) group.slots.set(slot.partition, slot)
@@ -320,7 +328,7 @@ export const make = (options: GroupsOptions): ConsumerGroups => {
 
   const restore = (restored: ReadonlyArray<RestoredGroup>): void => {
     for (const { idleSince, name, offsets } of restored) {
-      const group: Group = { name, members: [], slots: new Map(), idleSince }
+      const group: Group = { name, members: [], slots: new Map(), idleSince, ephemeral: false }
       for (const { committed, partition } of offsets) group.slots.set(partition, newSlot(partition, committed))
       groups.set(name, group)
     }
