@@ -22,10 +22,9 @@
 #   .cache/kafka/<version>/{pom.xml,libs/}   jars (libs/.complete marks a finished resolve)
 #   .cache/kafka/run/{server.properties,log4j2.properties,kafka.pid,data/,logs/}
 #
-# Version: 4.4.0 is checked against kafkajs 2.2.4, the client this project uses: creating a topic,
-# producing with key + headers, and consuming in a consumer group all work. kafkajs negotiates
-# API versions, and the versions it uses are all still supported after KIP-896 removed old
-# protocol versions in Kafka 4.0. So no 3.x fallback is needed.
+# Version: 4.4.0 is checked against @platformatic/kafka, the client this project uses: creating
+# topics, idempotent producing with key + headers, consumer groups and the admin calls all work
+# (the client negotiates API versions with the broker).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"

@@ -1,7 +1,7 @@
 /**
  * Kafka's default partitioner (murmur2 over the key's UTF-8 bytes, as in
- * `org.apache.kafka.common.utils.Utils#murmur2` and kafkajs), so a key lands on the same partition
- * number in process and on Kafka.
+ * `org.apache.kafka.common.utils.Utils#murmur2` and @platformatic/kafka's `compatibilityPartitioner`),
+ * so a key lands on the same partition number in process and on Kafka.
  *
  * @internal
  */
