@@ -87,16 +87,19 @@ describePostgres("start-up with PostgreSQL", () => {
   it.live("a PostgreSQL that comes up late is waited for", () =>
     Effect.scoped(Effect.gen(function*() {
       const port = yield* freePort
-      // a TCP relay to the real server, opened only after the service started waiting
+      // a TCP relay to the real server, opened only once the service says it is waiting
       let proxy: Server | undefined
-      setTimeout(() => {
+      const openProxy = (output: string) => {
+        if (proxy !== undefined || !output.includes("waiting for PostgreSQL")) return
         proxy = createServer((socket) => {
           const upstream = connect({ host: postgres.host, port: postgres.port })
           socket.pipe(upstream).pipe(socket)
           socket.on("error", () => upstream.destroy())
           upstream.on("error", () => socket.destroy())
-        }).listen(port, "127.0.0.1")
-      }, 8_000)
+        })
+        // a little later, so the service goes on waiting for a while
+        setTimeout(() => proxy!.listen(port, "127.0.0.1"), 1_500)
+      }
       yield* Effect.addFinalizer(() => Effect.sync(() => proxy?.close()))
       const service = yield* start(["config.yml"], {
         ...dataEnv(),
@@ -106,7 +109,7 @@ describePostgres("start-up with PostgreSQL", () => {
         MINOS_STORAGE_POSTGRES_PORT: String(port),
         MINOS_STORAGE_POSTGRES_SCHEMA: `late_${Date.now().toString(36)}`,
         MINOS_STARTUP_RETRY_DELAY_MS: "500"
-      })
+      }, 60_000, openProxy)
       assert.include(service.output(), "waiting for PostgreSQL")
       const created = yield* http("POST", `${service.url}/exams`, { title: "Late", subject: "late", durationMinutes: 10 })
       assert.strictEqual(created.status, 201)

@@ -10,8 +10,16 @@ export interface ServiceProcess {
   readonly stop: (signal?: NodeJS.Signals) => Effect.Effect<number | null>
 }
 
-/** Starts `bin/effect-minos.js start …args` with `env`; fails if it is not ready within `timeoutMs`. */
-export const start = (args: ReadonlyArray<string>, env: Record<string, string>, timeoutMs = 60_000): Effect.Effect<ServiceProcess, Error, Scope.Scope> =>
+/**
+ * Starts `bin/effect-minos.js start …args` with `env`; fails if it is not ready within `timeoutMs`.
+ * `watch` sees the output so far after every chunk (to act on a log line before the service is ready).
+ */
+export const start = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+  watch?: (output: string) => void
+): Effect.Effect<ServiceProcess, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<ServiceProcess, Error>((resume) => {
       const child = spawn(process.execPath, ["bin/effect-minos.js", "start", ...args], {
@@ -34,6 +42,7 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string>, 
       }, timeoutMs)
       const onData = (chunk: Buffer) => {
         out += chunk.toString()
+        watch?.(out)
         const m = /ready at (http:\/\/[^\s)]+)/.exec(out)
         if (m && !done) {
           done = true
