@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The effect-minos CLI. Sources are TypeScript; tsx loads them without a build step.
-import { register } from "tsx/esm/api"
-
-register()
-await import("../src/runtime/main.ts")
+// The effect-minos CLI. It imports the CLI through the package's own exports map, so the same file
+// runs the built JavaScript (dist/) when installed and the TypeScript sources in this repository
+// when started with `node --conditions=effect-minos-source --import tsx bin/effect-minos.js`.
+await import("effect-minos/runtime/main")

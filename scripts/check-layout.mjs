@@ -155,14 +155,21 @@ export const check = (files, exportsMap) => {
   return problems
 }
 
-/** Node's subpath resolution over an exports map (exact keys, then the longest `*` pattern). */
-export const resolveExport = (exportsMap, subpath) => {
+/**
+ * Node's subpath resolution over an exports map (exact keys, then the longest `*` pattern). A
+ * conditional target picks its first key that is in `conditions` or is `default`, as Node does;
+ * without `conditions` it picks the first key that resolves at all, so a subpath counts as exported
+ * when any condition (types, the sources condition, default…) exposes it.
+ */
+export const resolveExport = (exportsMap, subpath, conditions) => {
   const pick = (value, star) => {
     if (value === null) return null
     if (typeof value === "string") return value.replaceAll("*", star ?? "")
     if (typeof value === "object") {
-      for (const condition of ["import", "node", "default", "types"]) {
-        if (condition in value) return pick(value[condition], star)
+      for (const [condition, target] of Object.entries(value)) {
+        if (conditions !== undefined && condition !== "default" && !conditions.includes(condition)) continue
+        const resolved = pick(target, star)
+        if (resolved !== null || conditions !== undefined) return resolved
       }
     }
     return null

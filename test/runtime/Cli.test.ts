@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
+import { binArgs } from "../support/Bin.ts"
 
 const cli = (...args: ReadonlyArray<string>) =>
   Effect.callback<{ code: number; stdout: string; stderr: string }>((resume) => {
-    execFile(process.execPath, ["bin/effect-minos.js", ...args], { env: { ...process.env, MINOS_REST_PORT: "" } }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...binArgs, ...args], { env: { ...process.env, MINOS_REST_PORT: "" } }, (error, stdout, stderr) => {
       resume(Effect.succeed({ code: error ? (error.code as number) : 0, stdout, stderr }))
     })
   })

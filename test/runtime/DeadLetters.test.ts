@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
+import { binArgs } from "../support/Bin.ts"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -10,7 +11,7 @@ import * as Lmdb from "../../src/lmdb/Lmdb.ts"
 
 const cli = (...args: ReadonlyArray<string>) =>
   Effect.callback<{ code: number; out: string }>((resume) => {
-    execFile(process.execPath, ["bin/effect-minos.js", ...args], (error, stdout, stderr) => {
+    execFile(process.execPath, [...binArgs, ...args], (error, stdout, stderr) => {
       resume(Effect.succeed({ code: error ? (error.code as number) : 0, out: stdout + stderr }))
     })
   })

@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
+import { binArgs } from "../support/Bin.ts"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { createServer, connect, type Server } from "node:net"
 import { tmpdir } from "node:os"
@@ -16,7 +17,7 @@ import { describePostgres, postgres } from "../support/Services.ts"
 const runToExit = (args: ReadonlyArray<string>, env: Record<string, string>, timeoutMs = 60_000) =>
   Effect.promise(() =>
     new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, ["bin/effect-minos.js", "start", ...args], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
+      const child = spawn(process.execPath, [...binArgs, "start", ...args], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
       let out = ""
       child.stdout.on("data", (c) => (out += c))
       child.stderr.on("data", (c) => (out += c))

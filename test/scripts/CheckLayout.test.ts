@@ -40,5 +40,11 @@ describe("check-layout", () => {
     assert.deepStrictEqual(check(files, exportsMap), [])
     assert.strictEqual(resolveExport(exportsMap, "./postgres/internal/Chain"), null)
     assert.strictEqual(resolveExport(exportsMap, "./postgres/Postgres"), "./src/postgres/Postgres.ts")
+    assert.strictEqual(resolveExport(exportsMap, "./postgres/Postgres", ["node", "import"]), "./dist/postgres/Postgres.js")
+    assert.strictEqual(resolveExport(exportsMap, "./postgres/Postgres", ["types", "import"]), "./dist/postgres/Postgres.d.ts")
+    assert.strictEqual(resolveExport(exportsMap, "./lmdb/internal/Env", ["types", "import"]), null)
+    // a conditional target exposes an internal module when any one condition does
+    const leaky = { "./*": { "effect-minos-source": "./src/*.ts", default: "./dist/*.js" }, "./postgres/internal/*": { types: null, "effect-minos-source": "./src/postgres/internal/*.ts" } }
+    assert.strictEqual(check(files, leaky).length, 1)
   })
 })

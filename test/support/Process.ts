@@ -1,6 +1,7 @@
 /** Runs a service as a child process (`effect-minos start …`) and waits until it is ready. */
 import { Effect, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { binArgs } from "./Bin.ts"
 
 export interface ServiceProcess {
   readonly url: string
@@ -22,7 +23,7 @@ export const start = (
 ): Effect.Effect<ServiceProcess, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<ServiceProcess, Error>((resume) => {
-      const child = spawn(process.execPath, ["bin/effect-minos.js", "start", ...args], {
+      const child = spawn(process.execPath, [...binArgs, "start", ...args], {
         env: { ...process.env, ...env, NO_COLOR: "1", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
         stdio: ["ignore", "pipe", "pipe"]
       })
