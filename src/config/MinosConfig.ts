@@ -1,8 +1,9 @@
 /**
  * The service's configuration, read once from a YAML file and exposed as the `MinosConfig` service.
  *
- * Two formats load: minos v1 (the seed's `config.yml`, unchanged — its Python class paths are mapped
- * to our backends by the table in docs/config.md) and `version: effect-minos/1`, ours. Environment
+ * Three formats load: minos v1 (the seed's `config.yml`) and minos v2 (`version: 2`, minos 0.6+),
+ * both unchanged — their Python class paths are mapped to our backends by the table in
+ * docs/config.md — and `version: effect-minos/1`, ours. Environment
  * variables override the file: `MINOS_` + the upper-cased key path (`MINOS_REST_PORT`), converted to
  * the key's type. Every problem is one {@link ConfigError} naming the file, the key path and what
  * was expected; nothing starts on a bad file.
@@ -15,7 +16,8 @@ import { resolve as resolvePath } from "node:path"
 import { parseDocument } from "yaml"
 import * as Env from "./internal/envOverrides.ts"
 import * as Formats from "./internal/formats.ts"
-import { leaves } from "./internal/schemaLeaves.ts"
+import * as MinosV2 from "./internal/minosV2.ts"
+import { type Leaf, leaves } from "./internal/schemaLeaves.ts"
 
 export type {
   BrokerSettings,
@@ -103,6 +105,9 @@ export const parse = (file: string, text: string, options: LoadOptions = {}): Ef
     if (version === Formats.NATIVE_VERSION) {
       return yield* decode(file, doc, Formats.Native, env, Formats.nativeAliases, Formats.resolveNative)
     }
+    if (version === 2 || version === "2") {
+      return yield* decode(file, doc, MinosV2.MinosV2, env, {}, MinosV2.resolveMinosV2, MinosV2.databaseLeaves(doc))
+    }
     if (version === undefined || version === 1 || version === "1") {
       return yield* decode(file, doc, Formats.MinosV1, env, Formats.minosV1Aliases, Formats.resolveMinosV1)
     }
@@ -110,7 +115,7 @@ export const parse = (file: string, text: string, options: LoadOptions = {}): Ef
       "UnsupportedFormat",
       file,
       ["version"],
-      `Unsupported config version ${JSON.stringify(version)}; expected ${JSON.stringify(Formats.NATIVE_VERSION)} or a minos v1 file (no version key)`
+      `Unsupported config version ${JSON.stringify(version)}; expected ${JSON.stringify(Formats.NATIVE_VERSION)}, 2 (minos v2) or a minos v1 file (no version key)`
     )
   })
 
@@ -120,10 +125,11 @@ const decode = <S extends Schema.Top>(
   schema: S,
   env: Readonly<Record<string, string | undefined>>,
   aliases: Readonly<Record<string, ReadonlyArray<string>>>,
-  resolve: (file: string, decoded: S["Type"]) => Formats.Resolved | Formats.Problem
+  resolve: (file: string, decoded: S["Type"]) => Formats.Resolved | Formats.Problem,
+  extraLeaves: ReadonlyArray<Leaf> = []
 ): Effect.Effect<Formats.Resolved, ConfigError> =>
   Effect.gen(function*() {
-    const { failures, overrides } = Env.collect(leaves(schema.ast), env, aliases)
+    const { failures, overrides } = Env.collect([...leaves(schema.ast), ...extraLeaves], env, aliases)
     if (failures.length > 0) {
       const f = failures[0]!
       return yield* fail("InvalidValue", file, f.path, `${f.message} (from ${f.variable})`)

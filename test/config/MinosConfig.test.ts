@@ -227,7 +227,7 @@ describe("MinosConfig", () => {
 
     it.effect("an unsupported version", () =>
       Effect.gen(function*() {
-        const e = yield* failure(file("v2.yml", "version: 2\nname: exam\n"))
+        const e = yield* failure(file("v3.yml", "version: 3\nname: exam\n"))
         assert.strictEqual(e.reason, "UnsupportedFormat")
         assert.strictEqual(e.path, "version")
       }))

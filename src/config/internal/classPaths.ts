@@ -12,6 +12,7 @@ export type ClassRole =
   | { readonly _tag: "Component"; readonly component: Component }
   | { readonly _tag: "Http" }
   | { readonly _tag: "Middleware"; readonly middleware: "transactional" }
+  | { readonly _tag: "Router"; readonly router: "broker" | "periodic" | "rest" | "graphql" }
 
 export type Component = "consumer" | "handlers" | "replies" | "events" | "rest" | "snapshots" | "relay" | "periodic" | "system" | "sagas"
 
@@ -50,6 +51,9 @@ export const classPaths: ReadonlyMap<string, ClassRole> = new Map<string, ClassR
   ["minos.networks.DatabaseBrokerSubscriberDuplicateValidator", storage("postgres", "queue")],
   ["minos.networks.InMemoryBrokerPublisherQueue", storage("lmdb", "queue")],
   ["minos.networks.InMemoryBrokerSubscriberQueue", storage("lmdb", "queue")],
+  ["minos.networks.InMemoryBrokerSubscriberDuplicateValidator", storage("lmdb", "queue")],
+  ["minos.networks.DatabaseBrokerPublisherTransactionRepository", storage("postgres", "queue")],
+  ["minos.networks.InMemoryBrokerPublisherTransactionRepository", storage("lmdb", "queue")],
   // broker
   ["minos.networks.CommandBroker", broker("kafka", "publisher")],
   ["minos.networks.CommandReplyBroker", broker("kafka", "publisher")],
@@ -62,6 +66,12 @@ export const classPaths: ReadonlyMap<string, ClassRole> = new Map<string, ClassR
   ["minos.plugins.kafka.KafkaBrokerSubscriber", broker("kafka", "subscriber")],
   ["minos.networks.InMemoryBrokerPublisher", broker("memory", "publisher")],
   ["minos.networks.InMemoryBrokerSubscriber", broker("memory", "subscriber")],
+  ["minos.networks.TransactionalBrokerPublisher", broker("kafka", "publisher")],
+  // v2 routers: which handler kinds are served (all of them are, whatever the list says)
+  ["minos.networks.BrokerRouter", { _tag: "Router", router: "broker" }],
+  ["minos.networks.PeriodicRouter", { _tag: "Router", router: "periodic" }],
+  ["minos.networks.RestHttpRouter", { _tag: "Router", router: "rest" }],
+  ["minos.plugins.graphql.GraphQlHttpRouter", { _tag: "Router", router: "graphql" }],
   // saga, discovery, http
   ["minos.saga.SagaManager", { _tag: "SagaManager" }],
   ["minos.networks.DiscoveryConnector", { _tag: "Discovery" }],

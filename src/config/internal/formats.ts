@@ -1,6 +1,6 @@
 /**
- * The two config formats: minos v1 (the seed's `config.yml`, loaded unchanged) and effect-minos/1
- * (ours). Each is a Schema for the file plus a function that resolves it to the one shape the
+ * The config formats: minos v1 (the seed's `config.yml`, loaded unchanged) and effect-minos/1
+ * (ours); minos v2 is in `minosV2.ts`. Each is a Schema for the file plus a function that resolves it to the one shape the
  * runtime reads.
  */
 import { Redacted, Schema } from "effect"
@@ -68,7 +68,7 @@ export type SagaStorageSettings =
   | { readonly backend: "postgres"; readonly postgres: PostgresSettings }
 
 export interface Resolved {
-  readonly source: { readonly file: string; readonly format: "minos-v1" | "effect-minos/1" }
+  readonly source: { readonly file: string; readonly format: "minos-v1" | "minos-v2" | "effect-minos/1" }
   readonly service: {
     readonly name: string
     readonly aggregate: string | undefined
