@@ -1,5 +1,6 @@
 /**
- * Running a service as a process: `effect-minos start [config.yml] [--services] [--entry module]`.
+ * Running a service as a process (`effect-minos start`, see `StartCommand`), and how every CLI
+ * command runs as the process (`runMain`).
  *
  * - Loads the config (`MINOS_CONFIGURATION_FILE_PATH` or `./config.yml` by default); `--services`
  *   switches storage and broker to PostgreSQL + Kafka (as `MINOS_STORAGE_BACKEND=postgres
@@ -12,15 +13,12 @@
  *
  * @since 0.1.0
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Context, Data, Effect, Exit, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as MinosConfig from "../config/MinosConfig.ts"
-import { HttpAddress } from "../http/HttpServer.ts"
-import { describeCause } from "../internal/Outcome.ts"
 import type { RouteError } from "../router/Router.ts"
-import type { StartupError } from "./Microservice.ts"
+import { httpAddress, type StartupError } from "./Microservice.ts"
 
 /**
  * @category models
@@ -33,22 +31,6 @@ export interface StartOptions {
   readonly services?: boolean | undefined
 }
 
-/** Parses `[config] [--services] [--entry module]`. */
-export const parseArgs = (argv: ReadonlyArray<string>): StartOptions => {
-  const out: { config?: string; entry?: string; services?: boolean } = {}
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if (a === "--services") out.services = true
-    else if (a === "--entry") {
-      const next = argv[++i]
-      if (next !== undefined) out.entry = next
-    }
-    else if (a.startsWith("--entry=")) out.entry = a.slice("--entry=".length)
-    else if (!a.startsWith("-")) out.config = a
-  }
-  return out
-}
-
 /**
  * Builds the service and keeps it running until interrupted.
  *
@@ -58,7 +40,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): StartOptions => {
 export const serve = <E>(service: Layer.Layer<unknown, E, MinosConfig.MinosConfig>, settings: MinosConfig.Settings) =>
   Effect.scoped(Effect.gen(function*() {
     const context = yield* Layer.build(service.pipe(Layer.provide(MinosConfig.layerSettings(settings))))
-    const address = Context.getOption(context as Context.Context<HttpAddress>, HttpAddress)
+    const address = httpAddress(context)
     const where = Option.isSome(address) ? ` at ${address.value.url}` : ""
     const storage = settings.storage.backend === "lmdb" ? `LMDB ${settings.storage.path}` : `PostgreSQL ${settings.storage.postgres.host}:${settings.storage.postgres.port}/${settings.storage.postgres.database}`
     const broker = settings.broker.backend === "memory" ? "in-process broker" : `Kafka ${settings.broker.brokers.join(",")}`
@@ -101,37 +83,4 @@ export const program = (options: StartOptions) =>
  */
 export type ServiceLayer = Layer.Layer<unknown, StartupError | RouteError | MinosConfig.ConfigError, MinosConfig.MinosConfig>
 
-const cannotStart = (line: string) => Effect.andThen(Effect.logError(`cannot start: ${line}`), Effect.fail(new Exit1()))
-
-/** The process failed and said why already. */
-class Exit1 extends Data.TaggedError("Exit1") {}
-
-/**
- * Runs an effect as the process: interruption by a signal exits 0, a failure logs one line and exits 1.
- *
- * @since 0.1.0
- */
-export const runMain = <A>(effect: Effect.Effect<A, StartupError | RouteError | MinosConfig.ConfigError>): void =>
-  effect.pipe(
-    Effect.catchTags({
-      StartupError: (e) => cannotStart(`${e.dependency}: ${e.message}`),
-      ConfigError: (e) => cannotStart(`config: ${e.message}`),
-      RouteError: (e) => cannotStart(`routes: ${e.message}`)
-    }),
-    Effect.tapCause((cause) =>
-      Cause.hasInterruptsOnly(cause) || Cause.findErrorOption(cause).pipe(Option.exists((e) => e instanceof Exit1))
-        ? Effect.void
-        : Effect.logError(`cannot start: ${describeCause(cause)}`)
-    ),
-    NodeRuntime.runMain({
-      disableErrorReporting: true,
-      teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
-    })
-  )
-
-/**
- * `effect-minos start …`.
- *
- * @since 0.1.0
- */
-export const start = (argv: ReadonlyArray<string>): void => runMain(program(parseArgs(argv)))
+export { Failed, runMain } from "./internal/Process.ts"

@@ -4,57 +4,63 @@
  *
  * @since 0.1.0
  */
-import { Console, Effect, Layer } from "effect"
+import { Console, Effect, Layer, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import * as MinosConfig from "../config/MinosConfig.ts"
-import * as DeadLetters from "../messaging/DeadLetters.ts"
 import { describeCause } from "../internal/Outcome.ts"
-import { layerStorage } from "./Microservice.ts"
+import * as DeadLetters from "../messaging/DeadLetters.ts"
 import type * as Storage from "../storage/Storage.ts"
+import { Failed } from "./internal/Process.ts"
 
-const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
+const config = Argument.String("config").pipe(Argument.withDescription("the config file (default ./config.yml)"), Argument.optional)
+const topic = Flag.String("topic").pipe(Flag.withDescription("only this topic"), Flag.optional)
 
-/** Runs the command; resolves to the exit code. */
-export const deadLetters = (args: ReadonlyArray<string>): Effect.Effect<number> => {
-  const [verb, ...rest] = args
-  const positional = rest.filter((a, i) => !a.startsWith("--") && !(i > 0 && rest[i - 1]!.startsWith("--")))
-  const topic = option(rest, "--topic")
-  const run = <A, E>(file: string | undefined, body: Effect.Effect<A, E, Storage.Services>): Effect.Effect<A, unknown> =>
-    Effect.gen(function*() {
-      const settings = yield* MinosConfig.load(file ?? MinosConfig.defaultPath())
-      return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
-    })
-  let program: Effect.Effect<number, unknown>
-  if (verb === "list") {
-    program = run(positional[0], Effect.gen(function*() {
-      const letters = yield* DeadLetters.list({ topic })
-      for (const l of letters) {
-        yield* Console.log(`${l.id}\t${l.topic}\t${l.attempts} attempt(s)\t${new Date(l.lastFailedAt).toISOString()}\t${l.error}`)
-      }
-      yield* Console.log(`${letters.length} dead letter(s)`)
-      return 0
-    }))
-  } else if (verb === "replay" && positional[0] !== undefined) {
-    const which = positional[0]
-    program = run(positional[1], Effect.gen(function*() {
-      if (which === "all") {
-        const n = yield* DeadLetters.replayAll({ topic })
+/** Runs `body` on the storage the config names; any failure is printed and exits 1. */
+const withStorage = <A, E>(file: Option.Option<string>, body: Effect.Effect<A, E, Storage.Services>) =>
+  Effect.gen(function*() {
+    const settings = yield* MinosConfig.load(Option.getOrElse(file, () => MinosConfig.defaultPath()))
+    // loaded lazily: `config check` and `--help` need no storage driver
+    const { layerStorage } = yield* Effect.promise(() => import("./Microservice.ts"))
+    return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
+  }).pipe(
+    Effect.catchCause((cause) => Effect.andThen(Console.error(`dead-letters: ${describeCause(cause)}`), Effect.fail(new Failed({ code: 1 }))))
+  )
+
+const list = Command.make("list", { config, topic }, (input) =>
+  withStorage(input.config, Effect.gen(function*() {
+    const letters = yield* DeadLetters.list({ topic: Option.getOrUndefined(input.topic) })
+    for (const l of letters) {
+      yield* Console.log(`${l.id}\t${l.topic}\t${l.attempts} attempt(s)\t${new Date(l.lastFailedAt).toISOString()}\t${l.error}`)
+    }
+    yield* Console.log(`${letters.length} dead letter(s)`)
+  }))).pipe(Command.withDescription("List the dead letters"))
+
+const replay = Command.make("replay", {
+  which: Argument.String("id").pipe(Argument.withDescription("a dead letter id, or `all`")),
+  config,
+  topic
+}, (input) =>
+  Effect.gen(function*() {
+    if (input.which !== "all" && !/^\d+$/.test(input.which)) {
+      yield* Console.error(`not a dead letter id: ${input.which}`)
+      return yield* Effect.fail(new Failed({ code: 2 }))
+    }
+    yield* withStorage(input.config, Effect.gen(function*() {
+      if (input.which === "all") {
+        const n = yield* DeadLetters.replayAll({ topic: Option.getOrUndefined(input.topic) })
         yield* Console.log(`replayed ${n} dead letter(s)`)
-        return 0
+        return
       }
-      const id = Number(which)
-      if (!Number.isInteger(id)) {
-        yield* Console.error(`not a dead letter id: ${which}`)
-        return 2
-      }
-      const letter = yield* DeadLetters.replay(id)
+      const letter = yield* DeadLetters.replay(Number(input.which))
       yield* Console.log(`replayed ${letter.id} to ${letter.topic}`)
-      return 0
     }))
-  } else {
-    return Effect.as(Console.error("usage: effect-minos dead-letters list [config.yml] [--topic T] | replay <id|all> [config.yml] [--topic T]"), 2)
-  }
-  return program.pipe(Effect.catchCause((cause) => Effect.as(Console.error(`dead-letters: ${describeCause(cause)}`), 1)))
-}
+  })).pipe(Command.withDescription("Stage one dead letter (or all) for publishing again"))
+
+/**
+ * @category commands
+ * @since 0.1.0
+ */
+export const command = Command.make("dead-letters").pipe(
+  Command.withDescription("Messages whose handler kept failing"),
+  Command.withSubcommands([list, replay])
+)

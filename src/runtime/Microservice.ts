@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Redacted, Ref, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Ref, Schedule, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { connect } from "node:net"
@@ -418,3 +418,12 @@ export const layer = <const Hs extends ReadonlyArray<Handler>, S = never, E = ne
  * @since 0.1.0
  */
 export { UnitOfWork }
+
+/**
+ * Where the service's HTTP server listens (the bound port when `rest.port` is 0), from the context
+ * `Layer.build` returned for it; none when REST is off.
+ *
+ * @since 0.1.0
+ */
+export const httpAddress = <R>(context: Context.Context<R>): Option.Option<HttpServer.HttpAddress["Service"]> =>
+  Context.getOption(context as Context.Context<unknown> as Context.Context<HttpServer.HttpAddress>, HttpServer.HttpAddress)

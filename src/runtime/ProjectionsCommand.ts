@@ -6,13 +6,14 @@
  *
  * @since 0.1.0
  */
-import { Console, Effect, Layer, Schedule } from "effect"
+import { Console, Effect, Layer, Option, Schedule } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import * as MinosConfig from "../config/MinosConfig.ts"
 import { describeCause } from "../internal/Outcome.ts"
 import * as Projection from "../projection/Projection.ts"
 import * as ProjectionRunner from "../projection/ProjectionRunner.ts"
 import type * as Storage from "../storage/Storage.ts"
-import { layerStorage } from "./Microservice.ts"
+import { Failed } from "./internal/Process.ts"
 
 const line = (s: ProjectionRunner.Status): string =>
   [
@@ -26,44 +27,52 @@ const line = (s: ProjectionRunner.Status): string =>
     s.state.rebuild === undefined ? "" : `rebuilding g${s.state.rebuild.generation}: ${s.state.rebuild.applied} event(s)`
   ].filter((x) => x !== "").join("\t")
 
-/** Runs the command; resolves to the exit code. */
-export const projections = (args: ReadonlyArray<string>): Effect.Effect<number> => {
-  const [verb, ...rest] = args
-  const positional = rest.filter((a) => !a.startsWith("--"))
-  const detach = rest.includes("--detach")
-  const run = <A, E>(file: string | undefined, body: Effect.Effect<A, E, Storage.Services>): Effect.Effect<A, unknown> =>
-    Effect.gen(function*() {
-      const settings = yield* MinosConfig.load(file ?? MinosConfig.defaultPath())
-      return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
+const config = Argument.String("config").pipe(Argument.withDescription("the config file (default ./config.yml)"), Argument.optional)
+
+/** Runs `body` on the storage the config names; any failure is printed and exits 1. */
+const withStorage = <A, E>(file: Option.Option<string>, body: Effect.Effect<A, E, Storage.Services>) =>
+  Effect.gen(function*() {
+    const settings = yield* MinosConfig.load(Option.getOrElse(file, () => MinosConfig.defaultPath()))
+    const { layerStorage } = yield* Effect.promise(() => import("./Microservice.ts"))
+    return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
+  }).pipe(
+    Effect.catchCause((cause) => Effect.andThen(Console.error(`projections: ${describeCause(cause)}`), Effect.fail(new Failed({ code: 1 }))))
+  )
+
+const list = Command.make("list", { config }, (input) =>
+  withStorage(input.config, Effect.gen(function*() {
+    const all = yield* ProjectionRunner.statuses
+    for (const s of all) yield* Console.log(line(s))
+    yield* Console.log(`${all.length} projection(s)`)
+  }))).pipe(Command.withDescription("Each projection: generation, checkpoint, lag, parked events, documents"))
+
+const rebuild = Command.make("rebuild", {
+  name: Argument.String("name").pipe(Argument.withDescription("the projection")),
+  config,
+  detach: Flag.Boolean("detach").pipe(Flag.withDescription("return once requested, without following the progress"), Flag.withDefault(false))
+}, (input) =>
+  withStorage(input.config, Effect.gen(function*() {
+    const name = input.name
+    const request = yield* ProjectionRunner.requestRebuild(name)
+    yield* Console.log(`${name}: rebuild into generation ${request.generation} requested; the service's follower replays the log`)
+    if (input.detach) return
+    const progress = Effect.gen(function*() {
+      const { state } = yield* Projection.stateOf(name)
+      if (state.rebuild === undefined && state.generation >= request.generation) {
+        yield* Console.log(`${name}: generation ${state.generation} is live (${state.lastRebuild?.applied ?? state.applied} event(s) replayed)`)
+        return true
+      }
+      yield* Console.log(state.rebuild?.startedAt == null ? `${name}: waiting for the service to start the rebuild` : `${name}: ${state.rebuild.applied} event(s) replayed`)
+      return false
     })
-  let program: Effect.Effect<number, unknown>
-  if (verb === "list") {
-    program = run(positional[0], Effect.gen(function*() {
-      const all = yield* ProjectionRunner.statuses
-      for (const s of all) yield* Console.log(line(s))
-      yield* Console.log(`${all.length} projection(s)`)
-      return 0
-    }))
-  } else if (verb === "rebuild" && positional[0] !== undefined) {
-    const name = positional[0]
-    program = run(positional[1], Effect.gen(function*() {
-      const request = yield* ProjectionRunner.requestRebuild(name)
-      yield* Console.log(`${name}: rebuild into generation ${request.generation} requested; the service's follower replays the log`)
-      if (detach) return 0
-      const progress = Effect.gen(function*() {
-        const { state } = yield* Projection.stateOf(name)
-        if (state.rebuild === undefined && state.generation >= request.generation) {
-          yield* Console.log(`${name}: generation ${state.generation} is live (${state.lastRebuild?.applied ?? state.applied} event(s) replayed)`)
-          return true
-        }
-        yield* Console.log(state.rebuild?.startedAt == null ? `${name}: waiting for the service to start the rebuild` : `${name}: ${state.rebuild.applied} event(s) replayed`)
-        return false
-      })
-      yield* progress.pipe(Effect.repeat({ schedule: Schedule.spaced("1 second"), until: (done) => done }))
-      return 0
-    }))
-  } else {
-    return Effect.as(Console.error("usage: effect-minos projections list [config.yml] | rebuild <name> [config.yml] [--detach]"), 2)
-  }
-  return program.pipe(Effect.catchCause((cause) => Effect.as(Console.error(`projections: ${describeCause(cause)}`), 1)))
-}
+    yield* progress.pipe(Effect.repeat({ schedule: Schedule.spaced("1 second"), until: (done) => done }))
+  }))).pipe(Command.withDescription("Replay a projection into a new generation (the running service's follower does it)"))
+
+/**
+ * @category commands
+ * @since 0.1.0
+ */
+export const command = Command.make("projections").pipe(
+  Command.withDescription("Read models kept by projections"),
+  Command.withSubcommands([list, rebuild])
+)

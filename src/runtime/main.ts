@@ -1,5 +1,7 @@
 /**
- * `effect-minos` command line.
+ * The `effect-minos` command line, on `effect/cli`: one module per command, listed in `commands`
+ * (add a command by adding its module's `command` there). `--help` on any command prints its usage
+ * on stdout; unknown flags and commands are errors (exit 1); `--version` prints the package version.
  *
  *   effect-minos start [config.yml] [--services] [--entry module]   run a service (docs/runtime.md)
  *   effect-minos config check [config.yml]                          print the resolved config (secrets redacted)
@@ -8,46 +10,36 @@
  *   effect-minos projections list [config.yml]                      projections: checkpoint, lag, parked
  *   effect-minos projections rebuild <name> [config.yml] [--detach] replay a projection into a new generation
  *   effect-minos sagas list|show|history|cancel|retry|resume …      manage saga executions (a running service)
+ *   effect-minos new service <name> [--dir D]                       scaffold a runnable service
  *
  * @since 0.1.0
  */
-import { Console, Effect } from "effect"
-import * as MinosConfig from "../config/MinosConfig.ts"
+import { NodeServices } from "@effect/platform-node"
+import { Effect } from "effect"
+import { Command } from "effect/cli"
+import { createRequire } from "node:module"
+import { runMain } from "./internal/Process.ts"
+import * as ConfigCommand from "./ConfigCommand.ts"
+import * as DeadLettersCommand from "./DeadLettersCommand.ts"
+import * as NewCommand from "./NewCommand.ts"
+import * as ProjectionsCommand from "./ProjectionsCommand.ts"
+import * as SagasCommand from "./SagasCommand.ts"
+import * as StartCommand from "./StartCommand.ts"
 
-const usage = `usage:
-  effect-minos start [config.yml] [--services] [--entry <module>]
-  effect-minos config check [config.yml]
-  effect-minos dead-letters list [config.yml] [--topic <topic>]
-  effect-minos dead-letters replay <id|all> [config.yml] [--topic <topic>]
-  effect-minos projections list [config.yml]
-  effect-minos projections rebuild <name> [config.yml] [--detach]
-  effect-minos sagas list [config.yml] [--status S] [--saga NAME] [--older-than-ms N] [--url URL]
-  effect-minos sagas show|history|cancel|retry|resume <uuid> [config.yml] [--url URL]`
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
-const configCheck = (file: string | undefined) =>
-  MinosConfig.load(file ?? MinosConfig.defaultPath()).pipe(
-    Effect.flatMap((settings) => Console.log(JSON.stringify(MinosConfig.toJson(settings), null, 2))),
-    Effect.as(0),
-    Effect.catchTag("ConfigError", (e) => Effect.as(Console.error(`ConfigError (${e.reason}): ${e.message}`), 1))
-  )
+const commands = [
+  StartCommand.command,
+  ConfigCommand.command,
+  DeadLettersCommand.command,
+  ProjectionsCommand.command,
+  SagasCommand.command,
+  NewCommand.command
+] as const
 
-const argv = process.argv.slice(2)
-const [command, ...rest] = argv
-if (command === "start") {
-  const { start } = await import("./Cli.ts")
-  start(rest)
-} else if (command === "dead-letters") {
-  const { deadLetters } = await import("./DeadLettersCommand.ts")
-  process.exitCode = await Effect.runPromise(deadLetters(rest))
-} else if (command === "projections") {
-  const { projections } = await import("./ProjectionsCommand.ts")
-  process.exitCode = await Effect.runPromise(projections(rest))
-} else if (command === "sagas") {
-  const { sagas } = await import("./SagasCommand.ts")
-  process.exitCode = await Effect.runPromise(sagas(rest))
-} else if (command === "config" && rest[0] === "check") {
-  process.exitCode = await Effect.runPromise(configCheck(rest[1]))
-} else {
-  await Effect.runPromise(Console.error(usage))
-  process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2
-}
+const cli = Command.make("effect-minos").pipe(
+  Command.withDescription("Event-sourced CQRS microservices on Effect"),
+  Command.withSubcommands(commands)
+)
+
+runMain(Command.run(cli, { version }).pipe(Effect.provide(NodeServices.layer)))

@@ -6,6 +6,7 @@
  * needs the sources fails here.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { Effect } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
@@ -65,14 +66,28 @@ const startService = (cwd: string, port: number) =>
     ({ child }) => Effect.sync(() => child.kill("SIGTERM"))
   )
 
+const work = mkdtempSync(join(tmpdir(), "effect-minos-pack-"))
+afterAll(() => rmSync(work, { recursive: true, force: true }))
+
+interface Packed {
+  readonly tarball: string
+  readonly files: ReadonlyArray<string>
+}
+
+// packed once for the tests of this file; npm pack runs `prepack` (the build) first
+let packing: Promise<Packed> | undefined
+const packed = Effect.suspend(() => {
+  packing ??= Effect.runPromise(run(npm, ["pack", "--json", "--pack-destination", work], repo).pipe(Effect.map((out) => {
+    const [info] = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>
+    return { tarball: join(work, info!.filename), files: info!.files.map((f) => f.path) }
+  })))
+  return Effect.promise(() => packing!)
+})
+
 describe("the packed package", () => {
   it.effect("installs into an app that tsc type-checks (NodeNext) and plain node runs", () =>
     Effect.gen(function*() {
-      const work = mkdtempSync(join(tmpdir(), "effect-minos-pack-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(work, { recursive: true, force: true })))
-      // npm pack runs `prepack` (the build) first
-      const packed = JSON.parse(yield* run(npm, ["pack", "--json", "--pack-destination", work], repo)) as Array<{ filename: string; files: Array<{ path: string }> }>
-      const files = packed[0]!.files.map((f) => f.path)
+      const { tarball, files } = yield* packed
       assert.include(files, "dist/index.js")
       assert.include(files, "dist/index.d.ts")
       assert.include(files, "dist/runtime/main.js")
@@ -84,7 +99,7 @@ describe("the packed package", () => {
       for (const f of readdirSync(join(repo, "test/package/app"))) copyFileSync(join(repo, "test/package/app", f), join(app, f))
       writeFileSync(join(app, "package.json"), JSON.stringify({ name: "pack-test-app", private: true, type: "module" }))
       // the dependencies come from npm's cache when `npm ci` filled it
-      yield* run(npm, ["install", "--prefer-offline", "--no-audit", "--no-fund", join(work, packed[0]!.filename), "@types/node@22"], app)
+      yield* run(npm, ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball, "@types/node@22"], app)
 
       const tsc = join(repo, "node_modules/typescript/bin/tsc")
       yield* run(process.execPath, [tsc, "-p", "tsconfig.json"], app)
@@ -111,4 +126,27 @@ describe("the packed package", () => {
       assert.strictEqual(got.status, 200)
       assert.strictEqual(got.body.title, "Algebra")
     }).pipe(Effect.scoped), 300_000)
+
+  it.effect("`effect-minos new service` from the installed bin scaffolds a service whose own tests pass", () =>
+    Effect.gen(function*() {
+      const { tarball } = yield* packed
+      const host = join(work, "host")
+      yield* run("mkdir", ["-p", host], work)
+      writeFileSync(join(host, "package.json"), JSON.stringify({ name: "host", private: true, type: "module" }))
+      yield* run(npm, ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], host)
+      const bin = join(host, "node_modules", "effect-minos", "bin", "effect-minos.js")
+      const out = yield* run(process.execPath, [bin, "new", "service", "room-bookings", "--dir", join(work, "room-bookings")], host)
+      assert.include(out, "created room-bookings (aggregate RoomBooking)")
+      // a second run refuses to overwrite
+      const again = yield* Effect.flip(run(process.execPath, [bin, "new", "service", "room-bookings", "--dir", join(work, "room-bookings")], host))
+      assert.include(again.message, "is not empty")
+
+      const service = join(work, "room-bookings")
+      // its package.json names effect-minos by version; the tarball stands in for the registry here
+      yield* run(npm, ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], service)
+      yield* run(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "--noEmit", "-p", "."], service)
+      const tested = yield* run(npm, ["test"], service)
+      assert.match(tested, /# pass 4/)
+      assert.match(tested, /# fail 0/)
+    }), 300_000)
 })

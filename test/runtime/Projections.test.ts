@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schedule } from "effect"
 import { execFile } from "node:child_process"
+import { binArgs } from "../support/Bin.ts"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,7 +15,7 @@ import { examViews } from "../projection/Fixtures.ts"
 
 const cli = (...args: ReadonlyArray<string>) =>
   Effect.callback<{ code: number; out: string }>((resume) => {
-    execFile(process.execPath, ["bin/effect-minos.js", ...args], (error, stdout, stderr) => {
+    execFile(process.execPath, [...binArgs, ...args], (error, stdout, stderr) => {
       resume(Effect.succeed({ code: error ? (error.code as number) : 0, out: stdout + stderr }))
     })
   })

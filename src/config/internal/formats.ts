@@ -128,6 +128,8 @@ export const defaults = {
 // shared pieces
 
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+/** The HTTP port; 0 picks a free one (logged, and in `HttpAddress`). */
+const RestPort = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
 const NonEmpty = Schema.String.check(Schema.isMinLength(1))
 const Positive = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegative = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -208,7 +210,7 @@ export const MinosV1 = Schema.Struct({
     injections: Schema.optional(Schema.Union([Schema.Record(Schema.String, NonEmpty), Schema.Array(NonEmpty)])),
     services: Schema.optional(Schema.Array(NonEmpty))
   }),
-  rest: Schema.optional(Schema.Struct({ host: Schema.optional(NonEmpty), port: Schema.optional(Port) })),
+  rest: Schema.optional(Schema.Struct({ host: Schema.optional(NonEmpty), port: Schema.optional(RestPort) })),
   broker: Schema.optional(Schema.Struct({
     host: Schema.optional(NonEmpty),
     port: Schema.optional(Port),
@@ -379,7 +381,7 @@ export const Native = Schema.Struct({
   rest: Schema.optional(Schema.Struct({
     enabled: Schema.optional(Schema.Boolean),
     host: Schema.optional(NonEmpty),
-    port: Schema.optional(Port),
+    port: Schema.optional(RestPort),
     body_limit_bytes: Schema.optional(Positive),
     request_timeout_ms: Schema.optional(Positive)
   })),

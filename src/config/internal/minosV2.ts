@@ -45,7 +45,8 @@ export const MinosV2 = Schema.Struct({
   interfaces: Schema.optional(Schema.Struct({
     http: Schema.optional(Schema.Struct({
       port: Schema.optional(ClassPath),
-      connector: Schema.optional(Schema.Struct({ client: Schema.optional(ClassPath), host: Schema.optional(NonEmpty), port: Schema.optional(Port) }))
+      // 0 picks a free port
+      connector: Schema.optional(Schema.Struct({ client: Schema.optional(ClassPath), host: Schema.optional(NonEmpty), port: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))) }))
     })),
     broker: Schema.optional(Schema.Struct({
       port: Schema.optional(ClassPath),
