@@ -5,6 +5,7 @@
 import { Layer } from "effect"
 import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
+import { ReleaseRoom } from "../rooms/Contracts.ts"
 import { Exam, Exams } from "./Exam.ts"
 import { ExamViews } from "./ExamView.ts"
 import { handlers } from "./Handlers.ts"
@@ -14,5 +15,9 @@ export default Microservice.layer({
   handlers,
   services: Layer.mergeAll(Repository.layer(Exams, Exam)),
   projections: [ExamViews],
+  // described in /spec/asyncapi: its domain events, and the compensation its saga may send
+  // (the saga's remote steps are found from their contracts)
+  aggregates: [Exam],
+  sends: [ReleaseRoom],
   sagas: [ScheduleExam]
 })

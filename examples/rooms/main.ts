@@ -6,5 +6,6 @@ import { Room, Rooms } from "./Room.ts"
 
 export default Microservice.layer({
   handlers,
-  services: Repository.layer(Rooms, Room)
+  services: Repository.layer(Rooms, Room),
+  aggregates: [Room]
 })

@@ -35,6 +35,20 @@ export interface Publication {
 }
 
 /**
+ * A topic an aggregate publishes on, with the Schema of the `data` its messages carry (the encoded
+ * event, or the part of it the topic is about). Spec generators describe the topic with it and
+ * consumers decode with {@link domainEventOf}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PublishedTopic {
+  readonly topic: string
+  readonly data: Schema.Top
+  readonly description?: string | undefined
+}
+
+/**
  * How the state is stored as a snapshot and queried: a JSON document plus a deleted flag.
  *
  * @category models
@@ -66,6 +80,8 @@ export interface Aggregate<State, Command, Event extends EventLike, Err> {
   readonly exists: (state: State) => boolean
   /** The messages an event publishes; by default one on topic `event._tag` with the encoded event. */
   readonly publications: (event: Event) => ReadonlyArray<Publication>
+  /** Every topic `publications` can produce, with its data Schema (for specs and typed consumers). */
+  readonly published?: ReadonlyArray<PublishedTopic> | undefined
 }
 
 /**
@@ -98,6 +114,8 @@ export interface Definition<State, Command, Event extends EventLike, Err> {
   readonly exists?: (state: State) => boolean
   readonly isDeleted?: (state: State) => boolean
   readonly publications?: (event: Event) => ReadonlyArray<Publication>
+  /** The topics of custom `publications`; derived from the `events` union otherwise. */
+  readonly published?: ReadonlyArray<PublishedTopic> | undefined
 }
 
 const aggregateName = /^[A-Z][A-Za-z0-9]*$/
@@ -131,8 +149,56 @@ export const make = <State, Command, Event extends EventLike, Err>(
       encode: (state) => ({ document: encodeState(state), deleted: isDeleted(state) }),
       decode: (document) => decodeState(document)
     },
-    publications: definition.publications ?? ((event) => [{ topic: event._tag, content: encodeEvent(event) }])
+    publications: definition.publications ?? ((event) => [{ topic: event._tag, content: encodeEvent(event) }]),
+    published: definition.published ?? (definition.publications === undefined ? topicsOfUnion(definition.events) : undefined)
   }
+}
+
+/** The members of a union of tagged events, each on the topic of its `_tag`. */
+const topicsOfUnion = (events: Schema.Top): ReadonlyArray<PublishedTopic> => {
+  const members = events.ast._tag === "Union" ? events.ast.types : [events.ast]
+  const out: Array<PublishedTopic> = []
+  for (const member of members) {
+    if (member._tag !== "Objects") continue
+    const tag = member.propertySignatures.find((p) => p.name === "_tag")?.type
+    if (tag?._tag === "Literal" && typeof tag.literal === "string") out.push({ topic: tag.literal, data: Schema.make(member) })
+  }
+  return out
+}
+
+/**
+ * The envelope of a published domain event with `data` typed by the Schema of one topic's data
+ * (`PublishedTopic.data`); {@link DomainEvent} is the same with the aggregate's whole event union.
+ * Spec generators describe each topic with it; {@link domainEventOf} picks a topic's.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const DomainEventEnvelope = <S extends Schema.Top>(data: S) =>
+  Schema.Struct({
+    /** The aggregate's id. */
+    uuid: Schema.String,
+    /** The aggregate type, e.g. `Exam`. */
+    aggregate: Schema.String,
+    /** The aggregate's version after this event. */
+    version: Schema.Int,
+    /** The event's `_tag`. */
+    type: Schema.String,
+    /** Entity events: `create`, `update` or `delete`. */
+    action: Schema.optional(Schema.Literals(["create", "update", "delete"])),
+    /** Epoch milliseconds of the commit. */
+    createdAt: Schema.Number,
+    data
+  })
+
+/**
+ * The typed envelope of one topic an aggregate publishes; `undefined` when it publishes no such topic.
+ *
+ * @since 0.1.0
+ */
+export const domainEventOf = (aggregate: Pick<Aggregate.Any, "published">, topic: string) => {
+  const found = aggregate.published?.find((p) => p.topic === topic)
+  return found === undefined ? undefined : DomainEventEnvelope(found.data)
 }
 
 /**

@@ -290,10 +290,36 @@ export const make = <const Name extends string, const Fields extends Schema.Stru
     ]
   }
 
+  // what each topic carries, for specs and typed consumers (encoded values: the JSON side of each field)
+  const fieldTopics = Object.entries(fields).flatMap(([field, schema]): ReadonlyArray<Aggregate.PublishedTopic> => {
+    const key = collections.get(field)
+    const value = Schema.isSchema(schema) ? (schema as Schema.Top) : Schema.Unknown
+    if (key === undefined) {
+      return [{
+        topic: `${topics.updated}.${field}`,
+        description: `${name}.${field} changed (no value: unset)`,
+        data: Schema.TaggedStruct(topics.updated, { diff: Schema.Tuple([Schema.Struct({ name: Schema.Literal(field), value: Schema.optionalKey(value) })]) })
+      }]
+    }
+    const item = (value.ast._tag === "Arrays" ? Schema.make(value.ast.rest[0]!) : Schema.Unknown)
+    return (["create", "update", "delete"] as const).map((action) => ({
+      topic: `${topics.updated}.${field}.${action}`,
+      description: `An item of ${name}.${field} was ${action}d`,
+      data: Schema.TaggedStruct(topics.updated, { diff: Schema.Tuple([Schema.Struct({ name: Schema.Literal(field), action: Schema.Literal(action), value: item })]) })
+    }))
+  })
+  const published: ReadonlyArray<Aggregate.PublishedTopic> = [
+    { topic: topics.created, description: `A ${name} was created`, data: Schema.TaggedStruct(topics.created, { fields: struct }) },
+    { topic: topics.updated, description: `A ${name} changed: the changed fields`, data: Schema.TaggedStruct(topics.updated, { diff: Schema.Array(DiffEntry) }) },
+    ...fieldTopics,
+    { topic: topics.deleted, description: `A ${name} was deleted`, data: Schema.TaggedStruct(topics.deleted, {}) }
+  ]
+
   return {
     name,
     fields: struct,
     topics,
+    published,
     initialState: { _tag: "Absent" },
     evolve,
     decide,

@@ -18,6 +18,7 @@
  */
 import { Context, Cron, Effect, Layer, Result, Schema } from "effect"
 import type * as Contract from "./Contract.ts"
+import type { Aggregate, PublishedTopic } from "../domain/Aggregate.ts"
 import { Request, type RequestShape } from "./Request.ts"
 
 /**
@@ -38,6 +39,8 @@ export interface BrokerHandler<P = any, A = any, E = any, R = any> {
   readonly topic: string
   readonly payload: Schema.Codec<P, unknown>
   readonly success: Schema.Codec<A, unknown> | undefined
+  /** The domain errors it answers with (a 400 reply), from its contract; for the specs. */
+  readonly error?: Schema.Top | undefined
   readonly handle: (payload: P) => Effect.Effect<A, E, R>
 }
 
@@ -151,7 +154,7 @@ export function query(topicOrContract: string | Contract.Contract.Any, o: any, h
 const brokerHandler = (kind: "command" | "query", topicOrContract: string | Contract.Contract.Any, o: any, handle: any): BrokerHandler =>
   typeof topicOrContract === "string"
     ? { _tag: "Broker", kind, topic: topicOrContract, ...options(o), handle }
-    : { _tag: "Broker", kind, topic: topicOrContract.name, payload: topicOrContract.payload, success: topicOrContract.success, handle: o }
+    : { _tag: "Broker", kind, topic: topicOrContract.name, payload: topicOrContract.payload, success: topicOrContract.success, error: topicOrContract.error, handle: o }
 
 /** @category constructors @since 0.1.0 */
 export const event = <P, E = never, R = never>(
@@ -206,6 +209,46 @@ export type Bound<H extends Handler> = H extends BrokerHandler<infer P, infer A,
   : never
 
 /**
+ * A command or query this service sends to another one (a saga's remote step, a `RequestClient`
+ * call), described for the AsyncAPI document. A `Contract.Contract` is one.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface SentMessage {
+  readonly kind: "command" | "query"
+  /** The topic it is sent on. */
+  readonly name: string
+  readonly payload: Schema.Top
+  readonly success?: Schema.Top | undefined
+  readonly error?: Schema.Top | undefined
+}
+
+/**
+ * A topic the service publishes its aggregates' domain events on.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Published extends PublishedTopic {
+  readonly aggregate: string
+}
+
+/**
+ * What `make` takes beside the handlers.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  readonly middleware?: ReadonlyArray<Middleware> | undefined
+  /** The aggregates whose domain events this service publishes (their `published` topics). */
+  readonly publishes?: ReadonlyArray<Pick<Aggregate.Any, "name" | "published">> | undefined
+  /** The commands and queries it sends to other services. */
+  readonly sends?: ReadonlyArray<SentMessage> | undefined
+}
+
+/**
  * The routes of a service, ready to be served.
  *
  * @category models
@@ -219,6 +262,9 @@ export interface RoutesShape {
   readonly middleware: ReadonlyArray<Middleware>
   /** Every broker topic with a handler. */
   readonly topics: ReadonlyArray<string>
+  /** Every topic the service publishes domain events on. */
+  readonly published: ReadonlyArray<Published>
+  readonly sends: ReadonlyArray<SentMessage>
 }
 
 /**
@@ -257,7 +303,7 @@ export const parseSchedule = (schedule: string): Result.Result<Cron.Cron | "rebo
  */
 export const make = <const Hs extends ReadonlyArray<Handler>>(
   handlers: Hs,
-  opts: { readonly middleware?: ReadonlyArray<Middleware> } = {}
+  opts: Options = {}
 ): Effect.Effect<RoutesShape, RouteError, HandlerServices<Hs[number]>> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<HandlerServices<Hs[number]>>()
@@ -320,7 +366,9 @@ export const make = <const Hs extends ReadonlyArray<Handler>>(
       rest: restRoutes,
       periodic: periodicJobs,
       middleware: opts.middleware ?? [],
-      topics: [...commands.keys(), ...events.keys()]
+      topics: [...commands.keys(), ...events.keys()],
+      published: (opts.publishes ?? []).flatMap((a) => (a.published ?? []).map((p) => ({ ...p, aggregate: a.name }))),
+      sends: opts.sends ?? []
     }
   })
 
@@ -332,7 +380,7 @@ export const make = <const Hs extends ReadonlyArray<Handler>>(
  */
 export const layer = <const Hs extends ReadonlyArray<Handler>>(
   handlers: Hs,
-  opts: { readonly middleware?: ReadonlyArray<Middleware> } = {}
+  opts: Options = {}
 ): Layer.Layer<Routes, RouteError, HandlerServices<Hs[number]>> => Layer.effect(Routes, Effect.map(make(handlers, opts), Routes.of))
 
 /**

@@ -21,6 +21,7 @@ import { existsSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { connect } from "node:net"
 import { Broker } from "../broker/Broker.ts"
+import type * as Aggregate from "../domain/Aggregate.ts"
 import * as KafkaBroker from "../kafka/KafkaBroker.ts"
 import * as MemoryBroker from "../memory/MemoryBroker.ts"
 import * as Replies from "../messaging/Replies.ts"
@@ -80,6 +81,10 @@ export interface Definition<Hs extends ReadonlyArray<Handler>, S, E> {
   readonly middleware?: ReadonlyArray<Middleware>
   /** The user's services (repositories, read models, sagas…), built on the infrastructure. */
   readonly services?: Layer.Layer<S, E, Infrastructure>
+  /** The aggregates whose domain events it publishes, described in `/spec/asyncapi`. */
+  readonly aggregates?: ReadonlyArray<Pick<Aggregate.Aggregate.Any, "name" | "published">>
+  /** The commands and queries it sends to other services beside its sagas' remote steps (contracts), for `/spec/asyncapi`. */
+  readonly sends?: ReadonlyArray<Router.SentMessage>
   /** Saga definitions this service coordinates (see `SagaManager`). */
   readonly sagas?: ReadonlyArray<Saga.Definition.Any>
   /**
@@ -367,6 +372,16 @@ const layerBackground = (config: Settings) => {
   )
 }
 
+/** What the service sends: its sagas' remote steps (their contracts) and `definition.sends`. */
+const sendsOf = (definition: Pick<Definition<any, any, any>, "sagas" | "sends">): ReadonlyArray<Router.SentMessage> => {
+  const byName = new Map<string, Router.SentMessage>()
+  for (const saga of definition.sagas ?? []) {
+    for (const step of saga.steps) if (step._tag === "Remote" && step.contract !== undefined) byName.set(step.contract.name, step.contract)
+  }
+  for (const s of definition.sends ?? []) byName.set(s.name, s)
+  return [...byName.values()]
+}
+
 /**
  * The service on infrastructure provided by the caller (tests share one broker and one store
  * between several instances this way).
@@ -391,7 +406,9 @@ export const layerWith = <const Hs extends ReadonlyArray<Handler>, S = never, E 
       ...(config.components.system ? SystemRoutes.handlers : []),
       ...(config.components.sagas ? [...Transactional.handlers(config.service.name), ...SagaRoutes.handlers] : [])
     ], {
-      middleware: [...(config.components.sagas ? [Transactional.middleware(config.service.name)] : []), ...(definition.middleware ?? [])]
+      middleware: [...(config.components.sagas ? [Transactional.middleware(config.service.name)] : []), ...(definition.middleware ?? [])],
+      publishes: definition.aggregates,
+      sends: sendsOf(definition)
     })
     const followers = projections.length === 0
       ? Layer.empty

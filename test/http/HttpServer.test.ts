@@ -364,11 +364,11 @@ layer(ServerLive, { excludeTestServices: true })("HttpServer", (it) => {
         assert.strictEqual(doc.asyncapi, "3.0.0")
         assert.includeMembers(Object.keys(doc.channels), ["CreateExam", "GetExam", "ExamCreated"])
         assert.strictEqual(doc.channels.CreateExam.address, "CreateExam")
-        const content = doc.components.messages.CreateExam.payload.properties.payload.properties.content
+        const content = doc.components.messages["CreateExam.received"].payload.properties.payload.properties.content
         assert.deepStrictEqual(Object.keys(content.properties).sort(), ["points", "title"])
-        assert.property(doc.operations.CreateExam, "reply")
-        assert.notProperty(doc.operations.ExamCreated, "reply")
-        assert.strictEqual(doc.operations.ExamCreated["x-kind"], "event")
+        assert.property(doc.operations["receive.CreateExam"], "reply")
+        assert.notProperty(doc.operations["receive.ExamCreated"], "reply")
+        assert.strictEqual(doc.operations["receive.ExamCreated"]["x-kind"], "event")
       }))
   })
 })
