@@ -1,7 +1,7 @@
 /**
  * `effect-minos new service <name> [--dir D]`: scaffolds a runnable service into `D` (default
  * `./<name>`): config.yml on the embedded default, a decider aggregate, REST and broker handlers, a
- * read model, tests (`npm test`, node's runner) and a README. An existing non-empty folder is refused.
+ * projection, tests (`npm test`, node's runner) and a README. An existing non-empty folder is refused.
  *
  * @since 0.1.0
  */
@@ -52,7 +52,7 @@ const service = Command.make("service", {
     yield* Console.log(`created ${input.name} (aggregate ${names.aggregate}) in ${target}:`)
     for (const path of Object.keys(written).sort()) yield* Console.log(`  ${path}`)
     yield* Console.log(`next: cd ${target} && npm install && npm test && npm start`)
-  })).pipe(Command.withDescription("Scaffold a runnable service (config.yml, a decider aggregate, handlers, a read model, tests, a README)"))
+  })).pipe(Command.withDescription("Scaffold a runnable service (config.yml, a decider aggregate, handlers, a projection, tests, a README)"))
 
 /**
  * @category commands

@@ -1,7 +1,6 @@
 /**
  * The files `effect-minos new service <name>` writes: a runnable service on the embedded default
- * (LMDB + in-process broker), with a decider aggregate, REST and broker handlers, a read model kept by
- * event handlers, tests on node's own runner, and a README. Plain strings, so they ship in dist/.
+ * (LMDB + in-process broker), with a decider aggregate, REST and broker handlers, a projection, tests on node's own runner, and a README. Plain strings, so they ship in dist/.
  */
 
 export interface Names {
@@ -165,49 +164,42 @@ export class ${A}s extends Context.Service<${A}s, Repository.Repository<typeof $
 `,
 
     [`src/${A}View.ts`]: `/**
- * The read side: one document per ${a} in the \`${s}\` collection, kept up to date by the event
- * handlers from the published domain events (eventually consistent), queried by \`GET /${s}\`.
+ * The read side: a projection of the ${A} aggregate's events into the \`${s}\` collection, queried
+ * by \`GET /${s}\`. Inline: a command's own transaction updates it, so a caller reads its own write;
+ * the framework applies each ${a}'s events once, in version order.
  */
 import { Effect, Option, Schema, Stream } from "effect"
+import * as Projection from "effect-minos/projection/Projection"
 import * as Condition from "effect-minos/query/Condition"
-import * as DocumentStore from "effect-minos/readmodel/DocumentStore"
-import { Event } from "./${A}.ts"
+import { ${A} } from "./${A}.ts"
 
 export const ${A}View = Schema.Struct({ uuid: Schema.String, version: Schema.Int, title: Schema.String, closed: Schema.Boolean })
 export type ${A}View = typeof ${A}View.Type
 
-const views = DocumentStore.collection("${s}", ${A}View)
-
-/** A published domain event: the envelope the repository sends, with the encoded event as \`data\`. */
-export const DomainEvent = Schema.Struct({ uuid: Schema.String, version: Schema.Int, data: Event })
-
-export const apply = (event: typeof DomainEvent.Type) =>
-  Effect.gen(function*() {
-    const existing = yield* views.get(event.uuid)
-    // redelivered or older than what the view has: nothing to do
-    if (Option.isSome(existing) && existing.value.version >= event.version) return
-    const data = event.data
-    if (data._tag === "${A}Created") {
-      yield* views.put(event.uuid, { uuid: event.uuid, version: event.version, title: data.title, closed: false })
-    } else if (Option.isSome(existing)) {
-      const next = data._tag === "${A}Renamed" ? { ...existing.value, title: data.title } : { ...existing.value, closed: true }
-      yield* views.put(event.uuid, { ...next, version: event.version })
-    }
-  })
+export const ${A}Views = Projection.make({
+  name: "${A}View",
+  aggregate: ${A},
+  collection: "${s}",
+  schema: ${A}View,
+  mode: "inline",
+  on: {
+    ${A}Created: (_, event) => Option.some({ uuid: event.uuid, version: event.version, title: event.data.title, closed: false }),
+    ${A}Renamed: (view, event) => Option.map(view, (v) => ({ ...v, version: event.version, title: event.data.title })),
+    ${A}Closed: (view, event) => Option.map(view, (v) => ({ ...v, version: event.version, closed: true }))
+  }
+})
 
 export const list = (options: { readonly open?: boolean | undefined }) =>
-  views.find({
+  ${A}Views.find({
     condition: options.open === true ? Condition.equal("closed", false) : Condition.TRUE,
     ordering: Condition.asc("title"),
     limit: 1000
   }).pipe(Stream.runCollect, Effect.map((items) => Array.from(items)))
-
-export const get = (uuid: string) => views.get(uuid)
 `,
 
     "src/Handlers.ts": `/**
- * The ${s} service's handlers: REST and broker commands on the write side (the ${A} aggregate), a
- * REST query on the read side, and the event handlers that keep the read side up to date.
+ * The ${s} service's handlers: REST and broker commands on the write side (the ${A} aggregate) and
+ * a REST query on the read side (the \`${A}Views\` projection).
  */
 import { Effect, Schema } from "effect"
 import * as Router from "effect-minos/router/Router"
@@ -242,10 +234,7 @@ export const handlers = [
   Router.rest("GET", "/${s}", { query: Schema.Struct({ open: Schema.optional(Schema.Literals(["true", "false"])) }), summary: "${A}s from the read model (eventually consistent)" }, ({ query }) =>
     Effect.map(${A}View.list({ open: query.open === "true" }), (items) => ({ items }))),
   Router.command("Create${A}", { payload: Schema.Struct({ title: Title }), success: Ref }, ({ title }) => create(title)),
-  Router.command("Close${A}", { payload: Schema.Struct({ uuid: Uuid }), success: Ref }, ({ uuid }) => close(uuid)),
-  Router.event("${A}Created", { payload: ${A}View.DomainEvent }, ${A}View.apply),
-  Router.event("${A}Renamed", { payload: ${A}View.DomainEvent }, ${A}View.apply),
-  Router.event("${A}Closed", { payload: ${A}View.DomainEvent }, ${A}View.apply)
+  Router.command("Close${A}", { payload: Schema.Struct({ uuid: Uuid }), success: Ref }, ({ uuid }) => close(uuid))
 ] as const
 `,
 
@@ -255,9 +244,16 @@ export const handlers = [
 import * as Repository from "effect-minos/command/Repository"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import { ${A}, ${A}s } from "./${A}.ts"
+import { ${A}Views } from "./${A}View.ts"
 import { handlers } from "./Handlers.ts"
 
-export default Microservice.layer({ handlers, services: Repository.layer(${A}s, ${A}) })
+export default Microservice.layer({
+  handlers,
+  services: Repository.layer(${A}s, ${A}),
+  projections: [${A}Views],
+  // its domain events, described in /spec/asyncapi
+  aggregates: [${A}]
+})
 `,
 
     [`test/${A}.test.ts`]: `// The decider, given/when/then (no IO): node --test test/*.test.ts
@@ -292,7 +288,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { test } from "node:test"
-import { Effect, Layer, Option, Schedule } from "effect"
+import { Effect, Layer, Option } from "effect"
 import * as MinosConfig from "effect-minos/config/MinosConfig"
 import * as Microservice from "effect-minos/runtime/Microservice"
 import service from "../src/main.ts"
@@ -303,7 +299,7 @@ const http = (method: string, url: string, body?: unknown) =>
     return { status: res.status, body: await res.json() as any }
   })
 
-test("create, rename and read back a ${a}; the read model follows", async () => {
+test("create, rename and read back a ${a}; the projection has it", async () => {
   const dir = mkdtempSync(join(tmpdir(), "${s}-"))
   try {
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -322,10 +318,8 @@ test("create, rename and read back a ${a}; the read model follows", async () => 
       const bad = yield* http("POST", \`\${url}/${s}\`, { title: "" })
       assert.equal(bad.status, 400)
 
-      // the read model is eventually consistent: poll until the rename has arrived
-      const listed = yield* http("GET", \`\${url}/${s}\`).pipe(
-        Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (r) => r.body.items?.[0]?.version === 2, times: 200 })
-      )
+      // the projection is inline: the command's transaction updated it
+      const listed = yield* http("GET", \`\${url}/${s}\`)
       assert.deepEqual(listed.body.items, [{ uuid: created.body.uuid, version: 2, title: "Second", closed: false }])
     })))
   } finally {
@@ -337,7 +331,7 @@ test("create, rename and read back a ${a}; the read model follows", async () => 
     "README.md": `# ${s}
 
 An [effect-minos](https://www.npmjs.com/package/effect-minos) microservice: the \`${A}\` aggregate
-(event-sourced, a pure decider), REST and broker handlers, and a read model kept by event handlers.
+(event-sourced, a pure decider), REST and broker handlers, and a projection as its read model.
 
 \`\`\`sh
 npm install
@@ -357,7 +351,7 @@ curl localhost:8080/spec/openapi                                                
 | --- | --- |
 | \`config.yml\` | the service's config (\`npx effect-minos config check\` prints it resolved) |
 | \`src/${A}.ts\` | the aggregate: state and event Schemas, \`decide\`, \`evolve\` |
-| \`src/${A}View.ts\` | the read model (a \`DocumentStore\` collection) |
+| \`src/${A}View.ts\` | the read model: a projection of the ${A} events |
 | \`src/Handlers.ts\` | REST routes, broker commands, event handlers |
 | \`src/main.ts\` | the service layer \`effect-minos start\` runs |
 | \`test/\` | \`node --test\`: the decider given/when/then, and the service end to end |
