@@ -18,6 +18,8 @@ export * as Condition from "./query/Condition.ts"
 export * as SnapshotStore from "./snapshot/SnapshotStore.ts"
 
 export * as DocumentStore from "./readmodel/DocumentStore.ts"
+export * as Projection from "./projection/Projection.ts"
+export * as ProjectionRunner from "./projection/ProjectionRunner.ts"
 
 export * as Broker from "./broker/Broker.ts"
 export * as KafkaBroker from "./kafka/KafkaBroker.ts"
@@ -33,12 +35,15 @@ export * as Inbox from "./queue/Inbox.ts"
 export * as Outbox from "./queue/Outbox.ts"
 export * as OutboxRelay from "./messaging/OutboxRelay.ts"
 
+export * as Contract from "./router/Contract.ts"
 export * as Request from "./router/Request.ts"
 export * as Router from "./router/Router.ts"
 export * as Scheduler from "./router/Scheduler.ts"
 
+export * as Api from "./http/Api.ts"
 export * as Health from "./http/Health.ts"
 export * as HttpServer from "./http/HttpServer.ts"
+export * as RestClient from "./http/RestClient.ts"
 
 export * as Saga from "./saga/Saga.ts"
 export * as SagaManager from "./saga/SagaManager.ts"

@@ -78,13 +78,14 @@ const list = (query: typeof Query.Type) =>
 
 export const handlers = [
   // write side, REST
-  Router.rest("POST", "/exams", { body: CreateExam, success: Ref, status: 201, summary: "Create an exam (draft)" }, ({ body }) => create(body)),
-  Router.rest("GET", "/exams/:uuid", { params: Schema.Struct({ uuid: Uuid }), success: ExamBody, summary: "One exam" }, ({ params }) => get(params.uuid)),
-  Router.rest("PATCH", "/exams/:uuid", { params: Schema.Struct({ uuid: Uuid }), body: UpdateExam, success: Ref, summary: "Change an exam" }, ({ body, params }) =>
+  Router.rest("POST", "/exams", { name: "createExam", body: CreateExam, success: Ref, status: 201, summary: "Create an exam (draft)" }, ({ body }) => create(body)),
+  Router.rest("GET", "/exams/:uuid", { name: "getExam", params: Schema.Struct({ uuid: Uuid }), success: ExamBody, summary: "One exam" }, ({ params }) => get(params.uuid)),
+  Router.rest("PATCH", "/exams/:uuid", { name: "updateExam", params: Schema.Struct({ uuid: Uuid }), body: UpdateExam, success: Ref, summary: "Change an exam" }, ({ body, params }) =>
     update(params.uuid, body)),
-  Router.rest("DELETE", "/exams/:uuid", { params: Schema.Struct({ uuid: Uuid }), success: Ref, summary: "Delete an exam" }, ({ params }) => remove(params.uuid)),
+  Router.rest("DELETE", "/exams/:uuid", { name: "deleteExam", params: Schema.Struct({ uuid: Uuid }), success: Ref, summary: "Delete an exam" }, ({ params }) => remove(params.uuid)),
   // scheduling: a saga across exam and rooms
   Router.rest("POST", "/exams/:uuid/schedule", {
+    name: "scheduleExam",
     params: Schema.Struct({ uuid: Uuid }),
     body: Schema.Struct({ seats: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000 })) }),
     success: Schema.Struct({ sagaUuid: Schema.String }),
@@ -98,7 +99,7 @@ export const handlers = [
       return { sagaUuid }
     })),
   // read side, REST
-  Router.rest("GET", "/exams", { query: Query, summary: "Exams from the read model (eventually consistent)" }, ({ query }) => list(query)),
+  Router.rest("GET", "/exams", { name: "listExams", query: Query, success: Schema.Struct({ items: Schema.Array(ExamView.ExamView) }), summary: "Exams from the read model (eventually consistent)" }, ({ query }) => list(query)),
   // the same over the broker
   Router.command("CreateExam", { payload: CreateExam, success: Ref }, create),
   Router.command("UpdateExam", { payload: Schema.Struct({ uuid: Uuid, ...UpdateExam.fields }), success: Ref }, ({ uuid, ...rest }) => update(uuid, rest)),

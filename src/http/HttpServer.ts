@@ -40,6 +40,8 @@ import { type Middleware, type RestHandler, Routes, type RoutesShape, withMiddle
 import { describeCause, errorBody, schemaIssues } from "../internal/Outcome.ts"
 import * as HttpStatus from "./HttpStatus.ts"
 import * as Health from "./Health.ts"
+import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
+import * as Api from "./Api.ts"
 import * as Specs from "./Specs.ts"
 
 /**
@@ -256,7 +258,7 @@ const isRouteNotFound = (error: unknown): boolean =>
 
 const builtIn = (routes: RoutesShape, options: Options, health: Health.HealthShape) => {
   // Routes are fixed at start-up, so the specs are generated once, on first request.
-  let openApi: Specs.Json | undefined
+  let openApi: unknown
   let asyncApi: Specs.Json | undefined
   const spec = { title: options.serviceName }
   return [
@@ -269,7 +271,7 @@ const builtIn = (routes: RoutesShape, options: Options, health: Health.HealthSha
     {
       method: "GET",
       path: "/spec/openapi",
-      handler: Effect.sync(() => json(200, (openApi ??= Specs.openApi(routes, spec))))
+      handler: Effect.sync(() => json(200, (openApi ??= Api.openApi(routes, spec))))
     },
     {
       method: "GET",
@@ -309,10 +311,17 @@ const app = (options: Options) =>
     )
   }))
 
+/** `GET /docs`: Scalar (bundled with Effect) over the OpenAPI document, unless a route takes the path. */
+const docs = (options: Options): Layer.Layer<never, never, HttpRouter.HttpRouter | Routes> =>
+  Layer.unwrap(Effect.map(Routes, (routes) =>
+    routes.rest.some((h) => h.method === "GET" && h.path === "/docs")
+      ? Layer.empty
+      : HttpApiScalar.layer(Api.fromRoutes(routes, { title: options.serviceName }) as never, { path: "/docs" })))
+
 const knownRoutes = (routes: RoutesShape) =>
   [
     ...routes.rest.map((h) => ({ method: h.method as string, pattern: pathRegExp(h.path) })),
-    ...["/system/health", "/spec/openapi", "/spec/asyncapi"].map((path) => ({ method: "GET", pattern: pathRegExp(path) }))
+    ...["/system/health", "/spec/openapi", "/spec/asyncapi", "/docs"].map((path) => ({ method: "GET", pattern: pathRegExp(path) }))
   ]
 
 const address = (options: Options): Layer.Layer<HttpAddress, never, PlatformHttpServer.HttpServer> =>
@@ -338,6 +347,6 @@ const address = (options: Options): Layer.Layer<HttpAddress, never, PlatformHttp
  * @since 0.1.0
  */
 export const layer = (options: Options): Layer.Layer<HttpAddress, ServeError, Routes> =>
-  Layer.merge(HttpRouter.serve(app(options), { disableListenLog: true }), address(options)).pipe(
+  Layer.merge(HttpRouter.serve(Layer.merge(app(options), docs(options)), { disableListenLog: true }), address(options)).pipe(
     Layer.provide(NodeHttpServer.layer(() => createServer(), { host: options.host, port: options.port }))
   )

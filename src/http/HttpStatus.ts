@@ -44,3 +44,18 @@ export const statusOf = (error: object): number => {
   }
   return 400
 }
+
+/**
+ * The status given to a domain error class (or a base class), for spec generators that have the
+ * class rather than an instance; `undefined` when it has none (it answers 400).
+ *
+ * @since 0.1.0
+ */
+export const statusOfClass = (cls: unknown): number | undefined => {
+  if (typeof cls !== "function") return undefined
+  for (let c: unknown = cls; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    const status = statuses.get(c as ErrorClass)
+    if (status !== undefined) return status
+  }
+  return undefined
+}

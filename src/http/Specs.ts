@@ -1,8 +1,7 @@
 /**
- * Machine-readable descriptions of a service, generated from the Schemas of its handlers and served
- * by `HttpServer`: `GET /spec/openapi` (OpenAPI 3.1, the REST routes) and `GET /spec/asyncapi`
- * (AsyncAPI 3.0: the broker commands, queries and events it receives, the domain events and
- * commands it sends).
+ * The AsyncAPI description of a service, generated from the Schemas of its handlers and served by
+ * `HttpServer` at `GET /spec/asyncapi` (AsyncAPI 3.0: the broker commands, queries and events it
+ * receives, the domain events and commands it sends). The OpenAPI document comes from `Api`.
  *
  * JSON Schemas come from `Schema.toJsonSchemaDocument` (the JSON-encoded side of each Schema). A
  * Schema that cannot be converted is described as `{}` (anything) instead of failing the document.
@@ -12,7 +11,7 @@
 import { JsonSchema, Schema } from "effect"
 import * as Naming from "../broker/Naming.ts"
 import * as Aggregate from "../domain/Aggregate.ts"
-import type { BrokerHandler, RestHandler, RoutesShape } from "../router/Router.ts"
+import type { BrokerHandler, RoutesShape } from "../router/Router.ts"
 
 /**
  * @category models
@@ -29,25 +28,6 @@ export interface Options {
   readonly title: string
   /** `info.version` (default `"0.1.0"`). */
   readonly version?: string | undefined
-}
-
-/** Shared by every error response of the server: `HttpServer` writes exactly this shape. */
-const ErrorSchema: Json = {
-  type: "object",
-  properties: {
-    error: { type: "string", description: "The error's tag, e.g. NotFound, InvalidRequest, Unavailable" },
-    message: { type: "string" },
-    issues: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: { path: { type: "string" }, message: { type: "string" } },
-        required: ["path", "message"]
-      }
-    }
-  },
-  required: ["error"],
-  additionalProperties: true
 }
 
 /**
@@ -76,121 +56,6 @@ class SchemaPool {
     }
   }
 
-  /** Follows a root `$ref` into the pool, so a named Struct still yields its properties. */
-  resolve(schema: Json): Json {
-    const ref = schema["$ref"]
-    if (typeof ref === "string" && ref.startsWith(refPrefix)) {
-      const target = this.definitions[ref.slice(refPrefix.length)]
-      if (typeof target === "object" && target !== null) return target as Json
-    }
-    return schema
-  }
-}
-
-const refPrefix = "#/components/schemas/"
-
-const asRecord = (u: unknown): Json => (typeof u === "object" && u !== null && !Array.isArray(u) ? (u as Json) : {})
-
-/** `/exams/:uuid` → `/exams/{uuid}`. */
-export const openApiPath = (path: string): string => path.replace(/:([A-Za-z0-9_]+)/g, "{$1}")
-
-const pathParamNames = (path: string): ReadonlyArray<string> =>
-  [...path.matchAll(/:([A-Za-z0-9_]+)|\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1] ?? m[2] ?? "")
-
-const operationId = (h: RestHandler): string =>
-  h.method.toLowerCase() +
-  h.path
-    .split("/")
-    .filter((s) => s !== "")
-    .map((s) => s.replace(/^[:{]|}$/g, ""))
-    .map((s) => s.charAt(0).toUpperCase() + s.slice(1).replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? "").toUpperCase()))
-    .join("")
-
-const errorResponse = (description: string): Json => ({
-  description,
-  content: { "application/json": { schema: { $ref: `${refPrefix}Error` } } }
-})
-
-const restOperation = (h: RestHandler, pool: SchemaPool): Json => {
-  const parameters: Array<Json> = []
-  const params = pool.resolve(pool.toJsonSchema(h.params))
-  const paramProperties = asRecord(params["properties"])
-  for (const name of pathParamNames(h.path)) {
-    parameters.push({ name, in: "path", required: true, schema: paramProperties[name] ?? { type: "string" } })
-  }
-  if (h.query !== undefined) {
-    const query = pool.resolve(pool.toJsonSchema(h.query))
-    const required = Array.isArray(query["required"]) ? (query["required"] as ReadonlyArray<unknown>) : []
-    for (const [name, schema] of Object.entries(asRecord(query["properties"]))) {
-      parameters.push({ name, in: "query", required: required.includes(name), schema })
-    }
-  }
-  const success: Json = h.success === undefined
-    ? { description: "Success" }
-    : { description: "Success", content: { "application/json": { schema: pool.toJsonSchema(h.success) } } }
-  const responses: Record<string, Json> = {
-    [String(h.status)]: success,
-    "400": errorResponse("Invalid request, or rejected by the domain"),
-    "404": errorResponse("Not found"),
-    "409": errorResponse("Conflict"),
-    "500": errorResponse("Internal error"),
-    "503": errorResponse("A dependency is unavailable, or the request timed out")
-  }
-  return {
-    operationId: operationId(h),
-    ...(h.summary === undefined ? {} : { summary: h.summary }),
-    ...(parameters.length === 0 ? {} : { parameters }),
-    ...(h.body === undefined ? {} : {
-      requestBody: { required: true, content: { "application/json": { schema: pool.toJsonSchema(h.body) } } }
-    }),
-    responses
-  }
-}
-
-/**
- * The OpenAPI 3.1 document of the REST routes, plus `GET /system/health`.
- *
- * @category constructors
- * @since 0.1.0
- */
-export const openApi = (routes: RoutesShape, options: Options): Json => {
-  const pool = new SchemaPool()
-  const paths: Record<string, Record<string, Json>> = {}
-  for (const h of routes.rest) {
-    const path = openApiPath(h.path)
-    const item = (paths[path] ??= {})
-    item[h.method.toLowerCase()] = restOperation(h, pool)
-  }
-  paths["/system/health"] ??= {
-    get: {
-      operationId: "getSystemHealth",
-      summary: "Health of the service and its dependencies",
-      responses: {
-        "200": { description: "Every check passed", content: { "application/json": { schema: { $ref: `${refPrefix}Health` } } } },
-        "503": { description: "A check failed", content: { "application/json": { schema: { $ref: `${refPrefix}Health` } } } }
-      }
-    }
-  }
-  return {
-    openapi: "3.1.0",
-    info: { title: options.title, version: options.version ?? "0.1.0" },
-    paths,
-    components: {
-      schemas: {
-        ...pool.definitions,
-        Error: ErrorSchema,
-        Health: {
-          type: "object",
-          properties: {
-            status: { type: "string", enum: ["ok", "unavailable"] },
-            service: { type: "string" },
-            checks: { type: "object", additionalProperties: { type: "string" } }
-          },
-          required: ["status", "service", "checks"]
-        }
-      }
-    }
-  }
 }
 
 /** The minos wire envelope around a message's content (see `broker/Message.ts`). */

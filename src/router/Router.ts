@@ -71,6 +71,10 @@ export interface RestHandler<B = any, P = any, Q = any, A = any, E = any, R = an
   /** Status of a successful response (default 200). */
   readonly status: number
   readonly summary: string | undefined
+  /** The route's name for clients and the OpenAPI operation id (default: from method and path). */
+  readonly name?: string | undefined
+  /** The domain errors it declares (for the OpenAPI document and clients). */
+  readonly error?: Schema.Top | undefined
   readonly handle: (input: RestInput<B, P, Q>) => Effect.Effect<A, E, R>
 }
 
@@ -163,27 +167,38 @@ export const event = <P, E = never, R = never>(
   handle: (payload: P) => Effect.Effect<void, E, R>
 ): BrokerHandler<P, void, E, R> => ({ _tag: "Broker", kind: "event", topic, payload: o.payload, success: undefined, handle })
 
-/** @category constructors @since 0.1.0 */
-export const rest = <B = unknown, P = {}, Q = {}, A = unknown, E = never, R = never>(
+/**
+ * A REST handler. `name` identifies the route to the typed client (`RestClient`) and in the OpenAPI
+ * document (default: from method and path); `error` declares the domain errors it answers with (a
+ * tagged error class or a union of them; each at its `HttpStatus`), for the document and the client.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const rest = <B = unknown, P = {}, Q = {}, A = unknown, E = never, R = never, const N extends string | undefined = undefined>(
   method: HttpMethod,
   path: string,
   o: {
+    readonly name?: N
     readonly body?: Schema.Codec<B, unknown>
     readonly params?: Schema.Codec<P, unknown>
     readonly query?: Schema.Codec<Q, unknown>
     readonly success?: Schema.Codec<A, unknown>
+    readonly error?: Schema.Top
     readonly status?: number
     readonly summary?: string
   },
   handle: (input: RestInput<B, P, Q>) => Effect.Effect<A, E, R>
-): RestHandler<B, P, Q, A, E, R> => ({
+): RestHandler<B, P, Q, A, E, R> & { readonly name: N } => ({
   _tag: "Rest",
   method,
   path,
+  name: o.name as N,
   body: o.body,
   params: o.params,
   query: o.query,
   success: o.success,
+  error: o.error,
   status: o.status ?? 200,
   summary: o.summary,
   handle
