@@ -1,6 +1,3 @@
-import { Effect, Schema } from "effect"
-import * as Router from "./src/router/Router.ts"
-import * as Api from "./src/http/Api.ts"
-const rest = [Router.rest("GET", "/exams/:id", { params: Schema.Struct({ id: Schema.String }) }, () => Effect.void), Router.rest("DELETE", "/exams/:id", { status: 204 }, () => Effect.void)] as any
-const doc = Api.openApi({ rest }, { title: "exam" })
-console.log(Object.keys(doc.paths), JSON.stringify(doc.paths))
+import { Schema } from "effect"
+const ast = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 3 })).ast as any
+console.log(ast._tag, JSON.stringify(ast.checks?.map((c: any) => ({ tag: c._tag, ann: c.annotations })), null, 0).slice(0, 600))

@@ -106,5 +106,16 @@ export const handlers = [
   Router.command("DeleteExam", { payload: Schema.Struct({ uuid: Uuid }), success: Ref }, ({ uuid }) => remove(uuid)),
   Router.query("GetExam", { payload: Schema.Struct({ uuid: Uuid }), success: ExamBody }, ({ uuid }) => get(uuid)),
   Router.query("GetExams", { payload: Schema.Struct({ subject: Schema.optional(Schema.String), limit: Schema.optional(Schema.Int) }) }, (q) =>
-    Effect.map(ExamView.list(q), (items) => ({ items })))
+    Effect.map(ExamView.list(q), (items) => ({ items }))),
+  // the same over GraphQL: POST /exam/graphql, SDL at GET /exam/graphql/schema
+  Router.graphql.query("exam", { args: Schema.Struct({ uuid: Uuid }), output: ExamBody, description: "One exam" }, ({ uuid }) => get(uuid)),
+  Router.graphql.query("exams", {
+    args: Schema.Struct({ subject: Schema.optional(Schema.String), limit: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 }))) }),
+    output: Schema.Array(ExamView.ExamView),
+    description: "Exams from the read model"
+  }, (q) => ExamView.list(q)),
+  Router.graphql.mutation("createExam", { args: CreateExam, output: Ref, description: "Create an exam (draft)" }, create),
+  Router.graphql.mutation("updateExam", { args: Schema.Struct({ uuid: Uuid, ...UpdateExam.fields }), output: Ref, description: "Change an exam" }, ({ uuid, ...rest }) =>
+    update(uuid, rest)),
+  Router.graphql.mutation("deleteExam", { args: Schema.Struct({ uuid: Uuid }), output: Ref, description: "Delete an exam" }, ({ uuid }) => remove(uuid))
 ] as const

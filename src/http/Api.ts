@@ -121,6 +121,32 @@ const Document = Schema.Record(Schema.String, Schema.Unknown)
 /** Endpoints are assembled at start-up from the routes, so their precise types are not kept here. */
 export const erase = (endpoint: unknown): HttpApiEndpoint.Top => endpoint as HttpApiEndpoint.Top
 
+const GraphQLRequest = Schema.Struct({
+  query: Schema.String,
+  variables: Schema.optional(Schema.NullOr(Schema.Record(Schema.String, Schema.Unknown))),
+  operationName: Schema.optional(Schema.NullOr(Schema.String))
+}).annotate({ identifier: "GraphQLRequest" })
+
+const GraphQLResponse = Schema.Struct({
+  data: Schema.optional(Schema.Unknown),
+  errors: Schema.optional(Schema.Array(Schema.Struct({
+    message: Schema.String,
+    path: Schema.optional(Schema.Array(Schema.Union([Schema.String, Schema.Number]))),
+    extensions: Schema.optional(Schema.Struct({ error: Schema.String, status: Schema.Int }))
+  })))
+}).annotate({ identifier: "GraphQLResponse" })
+
+/** `POST {path}` and `GET {path}/schema` (see `GraphQL`). */
+const graphqlEndpoints = (path: `/${string}`): ReadonlyArray<HttpApiEndpoint.Top> => [
+  erase(HttpApiEndpoint.post("postGraphql", path, {
+    payload: GraphQLRequest,
+    success: GraphQLResponse,
+    error: [GraphQLResponse.pipe(HttpApiSchema.status(400)), GraphQLResponse.pipe(HttpApiSchema.status(404)), GraphQLResponse.pipe(HttpApiSchema.status(409)), GraphQLResponse.pipe(HttpApiSchema.status(500)), GraphQLResponse.pipe(HttpApiSchema.status(503)), standard[413]]
+  }).annotate(OpenApi.Summary, "GraphQL: the service's queries and mutations (status: the highest of 200, 400, each field's, 500)")),
+  erase(HttpApiEndpoint.get("getGraphqlSchema", `${path}/schema`, { success: Schema.String.pipe(HttpApiSchema.asText()) })
+    .annotate(OpenApi.Summary, "The GraphQL schema (SDL)"))
+]
+
 /** The endpoints `HttpServer` adds to every service. */
 const builtIns = (taken: ReadonlySet<string>): ReadonlyArray<HttpApiEndpoint.Top> => {
   const out: Array<HttpApiEndpoint.Top> = []
@@ -137,7 +163,19 @@ const builtIns = (taken: ReadonlySet<string>): ReadonlyArray<HttpApiEndpoint.Top
 }
 
 /**
- * Extra endpoints a transport mounts next to the REST routes (GraphQL), for the document.
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  readonly title: string
+  readonly version?: string | undefined
+  /** Where the service serves GraphQL, when it does (`GraphQL.pathOf`). */
+  readonly graphql?: `/${string}` | undefined
+  readonly extra?: Extra | undefined
+}
+
+/**
+ * Extra endpoints a transport mounts next to the REST routes, for the document.
  *
  * @category models
  * @since 0.1.0
@@ -152,10 +190,10 @@ export type Extra = ReadonlyArray<HttpApiEndpoint.Top>
  * @category constructors
  * @since 0.1.0
  */
-export const fromRoutes = (routes: Pick<RoutesShape, "rest">, options: { readonly title: string; readonly version?: string | undefined; readonly extra?: Extra }): HttpApi.Top => {
+export const fromRoutes = (routes: Pick<RoutesShape, "rest">, options: Options): HttpApi.Top => {
   const taken = new Set(routes.rest.map((h) => `${h.method} ${routerPath(h.path)}`))
   const service = routes.rest.map(endpointOf)
-  const system = [...builtIns(taken), ...(options.extra ?? [])]
+  const system = [...builtIns(taken), ...(options.graphql === undefined ? [] : graphqlEndpoints(options.graphql)), ...(options.extra ?? [])]
   let api = HttpApi.make(options.title) as unknown as { add: (g: HttpApiGroup.Top) => unknown }
   if (service.length > 0) api = api.add((HttpApiGroup.make("service") as unknown as { add: (...e: Array<HttpApiEndpoint.Top>) => HttpApiGroup.Top }).add(...service)) as typeof api
   if (system.length > 0) api = api.add((HttpApiGroup.make("system") as unknown as { add: (...e: Array<HttpApiEndpoint.Top>) => HttpApiGroup.Top }).add(...system)) as typeof api
@@ -168,5 +206,5 @@ export const fromRoutes = (routes: Pick<RoutesShape, "rest">, options: { readonl
  * @category constructors
  * @since 0.1.0
  */
-export const openApi = (routes: Pick<RoutesShape, "rest">, options: { readonly title: string; readonly version?: string | undefined; readonly extra?: Extra }): OpenApi.OpenAPISpec =>
+export const openApi = (routes: Pick<RoutesShape, "rest">, options: Options): OpenApi.OpenAPISpec =>
   OpenApi.fromApi(fromRoutes(routes, options) as never)

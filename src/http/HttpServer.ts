@@ -42,6 +42,7 @@ import * as HttpStatus from "./HttpStatus.ts"
 import * as Health from "./Health.ts"
 import * as HttpApiScalar from "effect/http-api/HttpApiScalar"
 import * as Api from "./Api.ts"
+import * as GraphQL from "./GraphQL.ts"
 import * as Specs from "./Specs.ts"
 
 /**
@@ -234,6 +235,50 @@ const handleRest = Effect.fn("HttpServer.handleRest")(function*(handler: RestHan
   return Object.keys(set).length === 0 ? response : HttpServerResponse.setHeaders(response, set)
 })
 
+/** What a failed GraphQL field answers: the status and body REST would (see `errorResponse`). */
+const fieldFailure = (cause: Cause.Cause<unknown>): GraphQL.FieldFailure => {
+  if (Cause.hasInterruptsOnly(cause)) return { status: 503, body: { error: "Unavailable", message: "Request interrupted" } }
+  const failure = Cause.findErrorOption(cause)
+  const response = Option.isSome(failure) && !Cause.hasDies(cause) ? errorResponse(failure.value) : internalError
+  return { status: response.status, body: response.body }
+}
+
+/** `POST /{service}/graphql` and `GET /{service}/graphql/schema`, when the service has GraphQL fields. */
+const graphqlRoutes = (routes: RoutesShape, options: Options) => {
+  const schema = GraphQL.schemaOf(routes.graphql)
+  if (schema === undefined) return []
+  const path = GraphQL.pathOf(options.serviceName)
+  const sdl = GraphQL.sdl(schema)
+  const execute = Effect.gen(function*() {
+    const httpRequest = yield* HttpServerRequest.HttpServerRequest
+    const headers = lowerCased(httpRequest.headers)
+    const services = yield* Effect.context<never>()
+    const body = yield* readJson(httpRequest, options.bodyLimitBytes, true)
+    const context: GraphQL.Context = {
+      failureOf: fieldFailure,
+      run: (handler, effect) =>
+        Effect.runPromiseExit(Effect.gen(function*() {
+          const route = `graphql ${handler.kind} ${handler.name}`
+          const request = yield* Request.make({ kind: "graphql", route, identifier: randomUUID(), headers })
+          return yield* withMiddleware(routes.middleware, request, effect).pipe(
+            Effect.timeout(Duration.millis(options.requestTimeoutMs)),
+            Effect.tapCause((cause) => {
+              const f = fieldFailure(cause)
+              return f.status >= 500 ? Effect.logError(`${route} failed`, cause) : Effect.void
+            }),
+            Effect.annotateLogs({ route, requestId: request.identifier })
+          )
+        }).pipe(Effect.provideContext(services)))
+    }
+    const result = yield* Effect.promise(() => GraphQL.execute(schema, body, context))
+    return json(result.status, result.body)
+  }).pipe(Effect.catchCause((cause) => failureResponse(cause, `POST ${path}`)))
+  return [
+    { method: "POST", path, handler: execute },
+    { method: "GET", path: `${path}/schema` as `/${string}`, handler: Effect.succeed(HttpServerResponse.text(sdl)) }
+  ] as const
+}
+
 /** `/exams/{uuid}` → `/exams/:uuid` (the router's syntax). */
 const routerPath = (path: string): `/${string}` => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$1") as `/${string}`
 
@@ -260,7 +305,7 @@ const builtIn = (routes: RoutesShape, options: Options, health: Health.HealthSha
   // Routes are fixed at start-up, so the specs are generated once, on first request.
   let openApi: unknown
   let asyncApi: Specs.Json | undefined
-  const spec = { title: options.serviceName }
+  const spec = { title: options.serviceName, graphql: routes.graphql.length === 0 ? undefined : GraphQL.pathOf(options.serviceName) }
   return [
     {
       method: "GET",
@@ -290,12 +335,12 @@ const app = (options: Options) =>
       yield* router.add(h.method, routerPath(h.path), handleRest(h, routes.middleware, options))
     }
     // A service may override the built-in endpoints with its own handlers.
-    for (const b of builtIn(routes, options, health)) {
+    for (const b of [...builtIn(routes, options, health), ...graphqlRoutes(routes, options)]) {
       if (!taken.has(`${b.method} ${b.path}`)) yield* router.add(b.method, b.path, b.handler)
     }
     // Around the router itself, the only place that sees `RouteNotFound` before it becomes an empty 404.
     // Its types forbid handling errors there (they are meant for the server), hence the cast.
-    const known = knownRoutes(routes)
+    const known = knownRoutes(routes, options)
     const jsonNotFound = (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>) =>
       effect.pipe(
         Effect.catchCause((cause) => {
@@ -316,10 +361,14 @@ const docs = (options: Options): Layer.Layer<never, never, HttpRouter.HttpRouter
   Layer.unwrap(Effect.map(Routes, (routes) =>
     routes.rest.some((h) => h.method === "GET" && h.path === "/docs")
       ? Layer.empty
-      : HttpApiScalar.layer(Api.fromRoutes(routes, { title: options.serviceName }) as never, { path: "/docs" })))
+      : HttpApiScalar.layer(Api.fromRoutes(routes, { title: options.serviceName, graphql: routes.graphql.length === 0 ? undefined : GraphQL.pathOf(options.serviceName) }) as never, { path: "/docs" })))
 
-const knownRoutes = (routes: RoutesShape) =>
+const knownRoutes = (routes: RoutesShape, options: Options) =>
   [
+    ...(routes.graphql.length === 0 ? [] : [
+      { method: "POST", pattern: pathRegExp(GraphQL.pathOf(options.serviceName)) },
+      { method: "GET", pattern: pathRegExp(`${GraphQL.pathOf(options.serviceName)}/schema`) }
+    ]),
     ...routes.rest.map((h) => ({ method: h.method as string, pattern: pathRegExp(h.path) })),
     ...["/system/health", "/spec/openapi", "/spec/asyncapi", "/docs"].map((path) => ({ method: "GET", pattern: pathRegExp(path) }))
   ]

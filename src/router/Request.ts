@@ -11,7 +11,7 @@ import { Context, Effect, Ref } from "effect"
  * @category models
  * @since 0.1.0
  */
-export type Kind = "command" | "query" | "event" | "rest" | "periodic"
+export type Kind = "command" | "query" | "event" | "rest" | "periodic" | "graphql"
 
 /**
  * @category services

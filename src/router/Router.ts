@@ -95,10 +95,33 @@ export interface PeriodicHandler<E = any, R = any> {
  * @category models
  * @since 0.1.0
  */
-export type Handler = BrokerHandler | RestHandler | PeriodicHandler
+/**
+ * A GraphQL field: a query or a mutation of the service's GraphQL schema (`POST /{service}/graphql`).
+ * Its arguments and output are Schemas, from which the GraphQL types are generated.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface GraphQLHandler<Args = any, A = any, E = any, R = any> {
+  readonly _tag: "GraphQL"
+  readonly kind: "query" | "mutation"
+  readonly name: string
+  /** The arguments, a Struct: one GraphQL argument per field. */
+  readonly args: Schema.Codec<Args, unknown> | undefined
+  readonly output: Schema.Codec<A, unknown>
+  readonly description: string | undefined
+  readonly handle: (args: Args) => Effect.Effect<A, E, R>
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type Handler = BrokerHandler | RestHandler | PeriodicHandler | GraphQLHandler
 
 /** The services a handler needs, minus the ones the router provides. */
-export type HandlerServices<H> = H extends BrokerHandler<any, any, any, infer R> ? Exclude<R, Request>
+export type HandlerServices<H> = H extends GraphQLHandler<any, any, any, infer R> ? Exclude<R, Request>
+  : H extends BrokerHandler<any, any, any, infer R> ? Exclude<R, Request>
   : H extends RestHandler<any, any, any, any, any, infer R> ? Exclude<R, Request>
   : H extends PeriodicHandler<any, infer R> ? Exclude<R, Request>
   : never
@@ -204,6 +227,29 @@ export const rest = <B = unknown, P = {}, Q = {}, A = unknown, E = never, R = ne
   handle
 })
 
+const graphqlField = (kind: "query" | "mutation") =>
+<A, Args = {}, E = never, R = never>(
+  name: string,
+  o: { readonly args?: Schema.Codec<Args, unknown>; readonly output: Schema.Codec<A, unknown>; readonly description?: string },
+  handle: (args: Args) => Effect.Effect<A, E, R>
+): GraphQLHandler<Args, A, E, R> => ({ _tag: "GraphQL", kind, name, args: o.args, output: o.output, description: o.description, handle })
+
+/**
+ * GraphQL queries and mutations, as minos's `@enroute.graphql.query/command`:
+ *
+ * ```ts
+ * Router.graphql.query("exam", { args: Schema.Struct({ uuid: Uuid }), output: ExamBody }, ({ uuid }) => get(uuid))
+ * Router.graphql.mutation("createExam", { args: CreateExam, output: Ref }, create)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const graphql = {
+  query: graphqlField("query"),
+  mutation: graphqlField("mutation")
+}
+
 /** @category constructors @since 0.1.0 */
 export const periodic = <E = never, R = never>(schedule: string, name: string, handle: Effect.Effect<void, E, R>): PeriodicHandler<E, R> => ({
   _tag: "Periodic",
@@ -218,7 +264,8 @@ export const periodic = <E = never, R = never>(schedule: string, name: string, h
  * @category models
  * @since 0.1.0
  */
-export type Bound<H extends Handler> = H extends BrokerHandler<infer P, infer A, infer E, any> ? BrokerHandler<P, A, E, Request>
+export type Bound<H extends Handler> = H extends GraphQLHandler<infer Args, infer A, infer E, any> ? GraphQLHandler<Args, A, E, Request>
+  : H extends BrokerHandler<infer P, infer A, infer E, any> ? BrokerHandler<P, A, E, Request>
   : H extends RestHandler<infer B, infer P, infer Q, infer A, infer E, any> ? RestHandler<B, P, Q, A, E, Request>
   : H extends PeriodicHandler<infer E, any> ? PeriodicHandler<E, Request>
   : never
@@ -274,6 +321,7 @@ export interface RoutesShape {
   readonly events: ReadonlyMap<string, ReadonlyArray<BrokerHandler<any, void, any, Request>>>
   readonly rest: ReadonlyArray<RestHandler<any, any, any, any, any, Request>>
   readonly periodic: ReadonlyArray<PeriodicHandler<any, Request>>
+  readonly graphql: ReadonlyArray<GraphQLHandler<any, any, any, Request>>
   readonly middleware: ReadonlyArray<Middleware>
   /** Every broker topic with a handler. */
   readonly topics: ReadonlyArray<string>
@@ -327,6 +375,7 @@ export const make = <const Hs extends ReadonlyArray<Handler>>(
     const events = new Map<string, Array<BrokerHandler<any, void, any, Request>>>()
     const restRoutes: Array<RestHandler<any, any, any, any, any, Request>> = []
     const periodicJobs: Array<PeriodicHandler<any, Request>> = []
+    const graphqlFields: Array<GraphQLHandler<any, any, any, Request>> = []
     const seenRest = new Set<string>()
     for (const h of handlers) {
       switch (h._tag) {
@@ -362,6 +411,16 @@ export const make = <const Hs extends ReadonlyArray<Handler>>(
           restRoutes.push({ ...h, handle: (i) => bind(h.handle(i)) })
           break
         }
+        case "GraphQL": {
+          if (!/^[_A-Za-z][_0-9A-Za-z]*$/.test(h.name)) {
+            return yield* Effect.fail(new RouteError({ reason: "Invalid", route: `graphql ${h.name}`, message: `Invalid GraphQL field name ${JSON.stringify(h.name)}` }))
+          }
+          if (graphqlFields.some((g) => g.kind === h.kind && g.name === h.name)) {
+            return yield* Effect.fail(new RouteError({ reason: "Duplicate", route: `graphql ${h.name}`, message: `Two GraphQL ${h.kind} fields named ${h.name}` }))
+          }
+          graphqlFields.push({ ...h, handle: (a: unknown) => bind(h.handle(a)) })
+          break
+        }
         case "Periodic": {
           const parsed = parseSchedule(h.schedule)
           if (Result.isFailure(parsed)) {
@@ -380,6 +439,7 @@ export const make = <const Hs extends ReadonlyArray<Handler>>(
       events,
       rest: restRoutes,
       periodic: periodicJobs,
+      graphql: graphqlFields,
       middleware: opts.middleware ?? [],
       topics: [...commands.keys(), ...events.keys()],
       published: (opts.publishes ?? []).flatMap((a) => (a.published ?? []).map((p) => ({ ...p, aggregate: a.name }))),
