@@ -41,6 +41,7 @@ export * as Router from "./router/Router.ts"
 export * as Scheduler from "./router/Scheduler.ts"
 
 export * as Api from "./http/Api.ts"
+export * as GraphQL from "./http/GraphQL.ts"
 export * as Health from "./http/Health.ts"
 export * as HttpServer from "./http/HttpServer.ts"
 export * as RestClient from "./http/RestClient.ts"

@@ -8,26 +8,28 @@ import { Console, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as MinosConfig from "../config/MinosConfig.ts"
 import { describeCause } from "../internal/Outcome.ts"
-import * as DeadLetters from "../messaging/DeadLetters.ts"
+import type * as DeadLettersModule from "../messaging/DeadLetters.ts"
 import type * as Storage from "../storage/Storage.ts"
 import { Failed } from "./internal/Process.ts"
 
 const config = Argument.String("config").pipe(Argument.withDescription("the config file (default ./config.yml)"), Argument.optional)
 const topic = Flag.String("topic").pipe(Flag.withDescription("only this topic"), Flag.optional)
 
-/** Runs `body` on the storage the config names; any failure is printed and exits 1. */
-const withStorage = <A, E>(file: Option.Option<string>, body: Effect.Effect<A, E, Storage.Services>) =>
+/**
+ * Runs `body` on the storage the config names; any failure is printed and exits 1. The storage and
+ * messaging modules load here, not with the CLI: `--help` and the other commands need none of them.
+ */
+const withStorage = <A, E>(file: Option.Option<string>, body: (dl: typeof DeadLettersModule) => Effect.Effect<A, E, Storage.Services>) =>
   Effect.gen(function*() {
     const settings = yield* MinosConfig.load(Option.getOrElse(file, () => MinosConfig.defaultPath()))
-    // loaded lazily: `config check` and `--help` need no storage driver
-    const { layerStorage } = yield* Effect.promise(() => import("./Microservice.ts"))
-    return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
+    const [{ layerStorage }, DeadLetters] = yield* Effect.promise(() => Promise.all([import("./Microservice.ts"), import("../messaging/DeadLetters.ts")]))
+    return yield* Effect.scoped(body(DeadLetters).pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
   }).pipe(
     Effect.catchCause((cause) => Effect.andThen(Console.error(`dead-letters: ${describeCause(cause)}`), Effect.fail(new Failed({ code: 1 }))))
   )
 
 const list = Command.make("list", { config, topic }, (input) =>
-  withStorage(input.config, Effect.gen(function*() {
+  withStorage(input.config, (DeadLetters) => Effect.gen(function*() {
     const letters = yield* DeadLetters.list({ topic: Option.getOrUndefined(input.topic) })
     for (const l of letters) {
       yield* Console.log(`${l.id}\t${l.topic}\t${l.attempts} attempt(s)\t${new Date(l.lastFailedAt).toISOString()}\t${l.error}`)
@@ -45,7 +47,7 @@ const replay = Command.make("replay", {
       yield* Console.error(`not a dead letter id: ${input.which}`)
       return yield* Effect.fail(new Failed({ code: 2 }))
     }
-    yield* withStorage(input.config, Effect.gen(function*() {
+    yield* withStorage(input.config, (DeadLetters) => Effect.gen(function*() {
       if (input.which === "all") {
         const n = yield* DeadLetters.replayAll({ topic: Option.getOrUndefined(input.topic) })
         yield* Console.log(`replayed ${n} dead letter(s)`)

@@ -10,8 +10,8 @@ import { Console, Effect, Layer, Option, Schedule } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as MinosConfig from "../config/MinosConfig.ts"
 import { describeCause } from "../internal/Outcome.ts"
-import * as Projection from "../projection/Projection.ts"
-import * as ProjectionRunner from "../projection/ProjectionRunner.ts"
+import type * as ProjectionModule from "../projection/Projection.ts"
+import type * as ProjectionRunner from "../projection/ProjectionRunner.ts"
 import type * as Storage from "../storage/Storage.ts"
 import { Failed } from "./internal/Process.ts"
 
@@ -29,18 +29,24 @@ const line = (s: ProjectionRunner.Status): string =>
 
 const config = Argument.String("config").pipe(Argument.withDescription("the config file (default ./config.yml)"), Argument.optional)
 
-/** Runs `body` on the storage the config names; any failure is printed and exits 1. */
-const withStorage = <A, E>(file: Option.Option<string>, body: Effect.Effect<A, E, Storage.Services>) =>
+interface Modules {
+  readonly Projection: typeof ProjectionModule
+  readonly ProjectionRunner: typeof ProjectionRunner
+}
+
+/** Runs `body` on the storage the config names (modules loaded here, not with the CLI); any failure is printed and exits 1. */
+const withStorage = <A, E>(file: Option.Option<string>, body: (m: Modules) => Effect.Effect<A, E, Storage.Services>) =>
   Effect.gen(function*() {
     const settings = yield* MinosConfig.load(Option.getOrElse(file, () => MinosConfig.defaultPath()))
-    const { layerStorage } = yield* Effect.promise(() => import("./Microservice.ts"))
-    return yield* Effect.scoped(body.pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
+    const [{ layerStorage }, Projection, Runner] = yield* Effect.promise(() =>
+      Promise.all([import("./Microservice.ts"), import("../projection/Projection.ts"), import("../projection/ProjectionRunner.ts")]))
+    return yield* Effect.scoped(body({ Projection, ProjectionRunner: Runner }).pipe(Effect.provide(layerStorage.pipe(Layer.provide(MinosConfig.layerSettings(settings))))))
   }).pipe(
     Effect.catchCause((cause) => Effect.andThen(Console.error(`projections: ${describeCause(cause)}`), Effect.fail(new Failed({ code: 1 }))))
   )
 
 const list = Command.make("list", { config }, (input) =>
-  withStorage(input.config, Effect.gen(function*() {
+  withStorage(input.config, ({ ProjectionRunner }) => Effect.gen(function*() {
     const all = yield* ProjectionRunner.statuses
     for (const s of all) yield* Console.log(line(s))
     yield* Console.log(`${all.length} projection(s)`)
@@ -51,7 +57,7 @@ const rebuild = Command.make("rebuild", {
   config,
   detach: Flag.Boolean("detach").pipe(Flag.withDescription("return once requested, without following the progress"), Flag.withDefault(false))
 }, (input) =>
-  withStorage(input.config, Effect.gen(function*() {
+  withStorage(input.config, ({ Projection, ProjectionRunner }) => Effect.gen(function*() {
     const name = input.name
     const request = yield* ProjectionRunner.requestRebuild(name)
     yield* Console.log(`${name}: rebuild into generation ${request.generation} requested; the service's follower replays the log`)

@@ -133,7 +133,7 @@ describe("the commands in the docs", () => {
       for (const p of Object.keys(runs).filter((p) => !p.startsWith("sagas"))) yield* runs[p]!("")
       const refused = yield* cli(["start", "--servics"])
       assert.strictEqual(refused.code, 1)
-    }).pipe(Effect.scoped), 240_000)
+    }).pipe(Effect.scoped), 480_000)
 
   it("every `npm run` script the docs mention exists", () => {
     const scripts = Object.keys(JSON.parse(readFileSync("package.json", "utf8")).scripts as object)

@@ -23,7 +23,7 @@ describe("effect-minos CLI", () => {
       assert.strictEqual(json.service.name, "exam")
       assert.strictEqual(json.storage.postgres.password, "<redacted>")
       assert.notInclude(stdout, "min0s")
-    }), 30_000)
+    }), 120_000)
 
   it.effect("config check fails with the error on a bad file", () =>
     Effect.gen(function*() {
@@ -31,7 +31,7 @@ describe("effect-minos CLI", () => {
       assert.strictEqual(code, 1)
       assert.include(stderr, "ConfigError (FileNotFound)")
       assert.include(stderr, "does-not-exist.yml")
-    }), 30_000)
+    }), 120_000)
 
   it.effect("help goes to stdout, lists every command, exits 0", () =>
     Effect.gen(function*() {
@@ -42,14 +42,14 @@ describe("effect-minos CLI", () => {
       assert.strictEqual(start.code, 0)
       assert.include(start.stdout, "--services")
       assert.include(start.stdout, "--entry")
-    }), 30_000)
+    }), 120_000)
 
   it.effect("--version prints the package version", () =>
     Effect.gen(function*() {
       const { code, stdout } = yield* cli("--version")
       assert.strictEqual(code, 0)
       assert.include(stdout, JSON.parse(readFileSync("package.json", "utf8")).version)
-    }), 30_000)
+    }), 120_000)
 
   it.effect("an unknown flag is an error that names it (nothing starts)", () =>
     Effect.gen(function*() {
@@ -58,14 +58,14 @@ describe("effect-minos CLI", () => {
       assert.include(stderr, "Unrecognized flag: --servics")
       assert.include(stderr, "--services")
       assert.notInclude(stdout + stderr, "ready at")
-    }), 30_000)
+    }), 120_000)
 
   it.effect("an unknown command is an error", () =>
     Effect.gen(function*() {
       const { code, stderr } = yield* cli("strat")
       assert.strictEqual(code, 1)
       assert.include(stderr, "strat")
-    }), 30_000)
+    }), 120_000)
 
   it.effect("new service: scaffolds the files, refuses a bad name and a non-empty folder", () =>
     Effect.gen(function*() {
@@ -84,7 +84,7 @@ describe("effect-minos CLI", () => {
       const bad = yield* cli("new", "service", "Bad Name", "--dir", join(dir, "..", "bad"))
       assert.strictEqual(bad.code, 2)
       assert.isFalse(existsSync(join(dir, "..", "bad")))
-    }), 30_000)
+    }), 120_000)
 
   it.live("rest.port 0 picks a free port and logs it", () =>
     Effect.gen(function*() {

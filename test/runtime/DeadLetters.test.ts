@@ -46,5 +46,5 @@ describe("effect-minos dead-letters", () => {
       const missing = yield* cli("dead-letters", "replay", "999", file)
       assert.strictEqual(missing.code, 1)
       assert.include(missing.out, "No dead letter 999")
-    }), 60_000)
+    }), 180_000)
 })

@@ -65,5 +65,5 @@ describe("effect-minos projections", () => {
       const unknown = yield* cli("projections", "rebuild", "Nope", file)
       assert.strictEqual(unknown.code, 1)
       assert.include(unknown.out, "No projection Nope")
-    }), 60_000)
+    }), 180_000)
 })

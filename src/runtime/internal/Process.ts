@@ -1,7 +1,7 @@
 /**
  * How every CLI command runs as the process: exit codes, one line per failure, signals.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Data, Effect, Exit, Option } from "effect"
 import * as CliError from "effect/cli/CliError"
 import type * as MinosConfig from "../../config/MinosConfig.ts"
