@@ -160,6 +160,22 @@ layer(ServerLive, { excludeTestServices: true })("HttpServer", (it) => {
         assert.isString(reply.body.message)
       }))
 
+    it.effect("rejects strings with NUL or an unpaired surrogate with 400, in the body, a key, the query or the path", () =>
+      Effect.gen(function*() {
+        for (const body of ["{\"title\":\"a\\u0000\",\"points\":1}", "{\"title\":\"a\\ud800\",\"points\":1}", "{\"title\":\"ok\",\"points\":1,\"x\\u0000\":1}"]) {
+          const reply = yield* post("/exams", body)
+          assert.strictEqual(reply.status, 400, body)
+          assert.strictEqual(reply.body.error, "InvalidRequest")
+          assert.include(reply.body.message, "NUL")
+        }
+        const query = yield* call("/exams/e42?tag=a%00b")
+        assert.strictEqual(query.status, 400)
+        assert.include(query.body.message, "tag")
+        const path = yield* call("/exams/e%00")
+        assert.strictEqual(path.status, 400)
+        assert.include(path.body.message, "id")
+      }))
+
     it.effect("rejects a body over the limit with 413", () =>
       Effect.gen(function*() {
         const reply = yield* post("/exams", JSON.stringify({ title: "x".repeat(2_000), points: 1 }))

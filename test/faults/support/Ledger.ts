@@ -28,6 +28,8 @@ export interface Answer {
   /** 0: no answer (connection refused or reset, timeout). */
   readonly status: number
   readonly body: string
+  /** What was sent, when an error body may echo it (fuzzing). */
+  readonly sent?: string
 }
 
 export interface Ack {
@@ -44,16 +46,20 @@ const internals: ReadonlyArray<readonly [string, RegExp]> = [
   ["driver", /\bPgConnection\b|\bkafkajs\b|\bKafkaJS\w+|node_modules/]
 ]
 
-/** What internal detail an error body leaks, if any. */
-export const leak = (body: string): string | undefined => {
-  for (const [what, re] of internals) if (re.test(body)) return what
+/** What internal detail an error body leaks, if any; the caller's own input echoed back does not count. */
+export const leak = (body: string, sent?: string): string | undefined => {
+  for (const [what, re] of internals) {
+    for (const m of body.matchAll(new RegExp(re.source, "g"))) {
+      if (sent === undefined || !sent.includes(m[0])) return what
+    }
+  }
   return undefined
 }
 
 export interface Ledger {
   readonly answers: Array<Answer>
   readonly acks: Array<Ack>
-  readonly record: (op: string, status: number, body: string) => Effect.Effect<number>
+  readonly record: (op: string, status: number, body: string, sent?: string) => Effect.Effect<number>
   readonly ack: (ack: Omit<Ack, "at">) => Effect.Effect<void>
 }
 
@@ -63,9 +69,9 @@ export const make = (): Ledger => {
   return {
     answers,
     acks,
-    record: (op, status, body) =>
+    record: (op, status, body, sent) =>
       Effect.map(Clock.currentTimeMillis, (at) => {
-        answers.push({ at, op, status, body: status >= 400 ? body.slice(0, 4000) : "" })
+        answers.push({ at, op, status, body: status >= 400 || status === 0 ? body.slice(0, 4000) : "", ...(status >= 400 && sent !== undefined ? { sent } : {}) })
         return at
       }),
     ack: (ack) => Effect.map(Clock.currentTimeMillis, (at) => void acks.push({ ...ack, at }))
@@ -77,7 +83,7 @@ export const summary = (ledger: Ledger, window?: { readonly from: number; readon
   const inWindow = window === undefined ? ledger.answers : ledger.answers.filter((a) => a.at >= window.from && a.at <= window.to)
   const byStatus: Record<string, number> = {}
   for (const a of inWindow) byStatus[String(a.status)] = (byStatus[String(a.status)] ?? 0) + 1
-  const leaks = inWindow.filter((a) => a.status >= 400 && leak(a.body) !== undefined)
+  const leaks = inWindow.filter((a) => a.status >= 400 && leak(a.body, a.sent) !== undefined)
   return {
     requests: inWindow.length,
     byStatus,
@@ -86,7 +92,7 @@ export const summary = (ledger: Ledger, window?: { readonly from: number; readon
     server5xx: inWindow.filter((a) => a.status >= 500).length,
     non503: inWindow.filter((a) => a.status >= 500 && a.status !== 503).length,
     leaks: leaks.length,
-    leakExamples: leaks.slice(0, 3).map((a) => `${a.op} ${a.status} [${leak(a.body)}]: ${a.body.slice(0, 300)}`),
+    leakExamples: leaks.slice(0, 3).map((a) => `${a.op} ${a.status} [${leak(a.body, a.sent)}]: ${a.body.slice(0, 300)}`),
     non503Examples: inWindow.filter((a) => a.status >= 500 && a.status !== 503).slice(0, 3).map((a) => `${a.op} ${a.status}: ${a.body.slice(0, 300)}`)
   }
 }
