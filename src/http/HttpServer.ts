@@ -138,7 +138,11 @@ const json = (status: number, body: unknown, headers?: Readonly<Record<string, s
 const failureResponse = (cause: Cause.Cause<unknown>, route: string): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(json(503, { error: "Unavailable", message: "Request interrupted" }))
   const failure = Cause.findErrorOption(cause)
-  const response = Option.isSome(failure) && !Cause.hasDies(cause) ? errorResponse(failure.value) : internalError
+  const dies = cause.reasons.filter(Cause.isDieReason)
+  // a server going away fails the query and then the ROLLBACK, which dies with the same outage
+  const outage = dies.length > 0 && dies.every((d) => PortError.isRetryable(d.defect)) &&
+    (Option.isNone(failure) || PortError.kindOf(failure.value) === "Unavailable")
+  const response = outage ? unavailable : Option.isSome(failure) && dies.length === 0 ? errorResponse(failure.value) : internalError
   const log = response.internal
     ? Effect.logError(`${route} failed`, cause)
     : response.status >= 500
