@@ -4,7 +4,7 @@ const results = process.env["MINOS_TEST_RESULTS"]
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     // the service suites share one PostgreSQL and one Kafka on a 2-core machine
     fileParallelism: false,
     testTimeout: 60_000,

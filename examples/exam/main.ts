@@ -10,9 +10,12 @@ import { ExamViews } from "./ExamView.ts"
 import { handlers } from "./Handlers.ts"
 import { ScheduleExam } from "./ScheduleExam.ts"
 
-export default Microservice.layer({
+/** What the service is made of (tests build it on infrastructure of their own). */
+export const definition = {
   handlers,
   services: Layer.mergeAll(Repository.layer(Exams, Exam)),
   projections: [ExamViews],
   sagas: [ScheduleExam]
-})
+}
+
+export default Microservice.layer(definition)

@@ -1,9 +1,11 @@
 /**
  * Kafka as the checker sees it: topics read to their end with a plain client of the project's
- * Kafka library (no effect-minos code in between), and raw records produced for the poison tests.
+ * Kafka library (@platformatic/kafka, no effect-minos code in between), and raw records produced
+ * for the poison tests.
  */
+import { Admin, Consumer, Producer, stringDeserializers } from "@platformatic/kafka"
 import { Effect } from "effect"
-import { Kafka, logLevel } from "kafkajs"
+import * as KafkaBroker from "../../../src/kafka/KafkaBroker.ts"
 
 /** The brokers the fault suite uses (`MINOS_FAULTS_KAFKA_BROKERS`, comma-separated). */
 export const brokers: ReadonlyArray<string> = (process.env["MINOS_FAULTS_KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
@@ -11,13 +13,23 @@ export const brokers: ReadonlyArray<string> = (process.env["MINOS_FAULTS_KAFKA_B
 export interface Record {
   readonly topic: string
   readonly partition: number
-  readonly offset: string
+  readonly offset: bigint
   readonly key: string | null
-  readonly value: Buffer | null
+  readonly value: string
   readonly headers: Readonly<globalThis.Record<string, string>>
 }
 
-const client = (id: string) => new Kafka({ clientId: id, brokers: [...brokers], logLevel: logLevel.NOTHING, retry: { retries: 5 } })
+const options = (clientId: string) => KafkaBroker.clientOptions({ brokers, clientId }, 10)
+
+const existingTopics = async (topics: ReadonlyArray<string>) => {
+  const admin = new Admin(options("faults-admin"))
+  try {
+    const existing = new Set(await admin.listTopics())
+    return topics.filter((t) => existing.has(t))
+  } finally {
+    await admin.close().catch(() => undefined)
+  }
+}
 
 /**
  * Every record of `topics` from the beginning up to the end each partition has now (topics that do
@@ -26,69 +38,85 @@ const client = (id: string) => new Kafka({ clientId: id, brokers: [...brokers], 
 export const readAll = (topics: ReadonlyArray<string>, timeoutMs = 60_000): Effect.Effect<ReadonlyArray<Record>, Error> =>
   Effect.tryPromise({
     try: async () => {
-      const kafka = client(`faults-checker-${process.pid}`)
-      const admin = kafka.admin()
-      await admin.connect()
-      const existing = new Set(await admin.listTopics())
-      const wanted = topics.filter((t) => existing.has(t))
-      const ends = new Map<string, number>()
-      for (const topic of wanted) {
-        for (const p of await admin.fetchTopicOffsets(topic)) {
-          const high = Number(p.high)
-          if (high > Number(p.low)) ends.set(`${topic}/${p.partition}`, high)
-        }
-      }
-      await admin.disconnect()
-      if (ends.size === 0) return []
-      const consumer = kafka.consumer({ groupId: `faults-checker-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 200 })
-      await consumer.connect()
-      await consumer.subscribe({ topics: wanted, fromBeginning: true })
+      const wanted = await existingTopics(topics)
+      if (wanted.length === 0) return []
+      const consumer = new Consumer<string, string, string, string>({
+        ...options("faults-checker"),
+        groupId: `faults-checker-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+        deserializers: stringDeserializers,
+        autocommit: false,
+        sessionTimeout: 10_000,
+        rebalanceTimeout: 10_000,
+        heartbeatInterval: 1_000,
+        maxWaitTime: 200
+      })
       const out: Array<Record> = []
       try {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`reading ${wanted.join(",")} did not reach the end in ${timeoutMs} ms (${ends.size} partitions left)`)), timeoutMs)
-          void consumer.run({
-            eachBatch: async ({ batch }) => {
-              const k = `${batch.topic}/${batch.partition}`
+        const ends = new Map<string, bigint>()
+        for (const [topic, partitions] of await consumer.listOffsets({ topics: [...wanted] })) {
+          partitions.forEach((end, partition) => {
+            if (end > 0n) ends.set(`${topic}/${partition}`, end)
+          })
+        }
+        if (ends.size === 0) return []
+        const stream = await consumer.consume({ topics: [...wanted], mode: "earliest", autocommit: false })
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`reading ${wanted.join(",")} did not reach the end in ${timeoutMs} ms (${ends.size} partitions left)`)), timeoutMs)
+            stream.on("data", (m) => {
+              const k = `${m.topic}/${m.partition}`
               const end = ends.get(k)
-              for (const m of batch.messages) {
-                if (end === undefined || Number(m.offset) >= end) continue
-                const headers: globalThis.Record<string, string> = {}
-                for (const [h, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[h] = String(v)
-                out.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value, headers })
-              }
-              const last = batch.messages.at(-1)
-              if (end !== undefined && last !== undefined && Number(last.offset) >= end - 1) ends.delete(k)
+              if (end === undefined || m.offset >= end) return
+              const headers: globalThis.Record<string, string> = {}
+              for (const [h, v] of m.headers) headers[h] = v
+              out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key ?? null, value: m.value ?? "", headers })
+              if (m.offset >= end - 1n) ends.delete(k)
               if (ends.size === 0) {
                 clearTimeout(timer)
                 resolve()
               }
-            }
-          }).catch(reject)
-        })
+            })
+            stream.on("error", (e) => {
+              clearTimeout(timer)
+              reject(e)
+            })
+          })
+        } finally {
+          await stream.close().catch(() => undefined)
+        }
       } finally {
-        await consumer.disconnect()
+        await consumer.close(true).catch(() => undefined)
       }
       return out
     },
     catch: (e) => (e instanceof Error ? e : new Error(String(e)))
   })
 
-/** Produces raw records (values as given, bytes included), waiting for all in-sync replicas. */
+/** Produces raw records (values as given, bytes included), acknowledged by all in-sync replicas. */
 export const produce = (topic: string, records: ReadonlyArray<{ readonly key: string | null; readonly value: Buffer | string | null; readonly headers?: globalThis.Record<string, string> }>) =>
   Effect.tryPromise({
     try: async () => {
-      const kafka = client(`faults-producer-${process.pid}`)
-      const admin = kafka.admin()
-      await admin.connect()
-      await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true }).catch(() => false)
-      await admin.disconnect()
-      const producer = kafka.producer({ allowAutoTopicCreation: true })
-      await producer.connect()
+      const admin = new Admin(options("faults-admin"))
       try {
-        await producer.send({ topic, acks: -1, messages: records.map((r) => ({ key: r.key, value: r.value, ...(r.headers ? { headers: r.headers } : {}) })) })
+        if ((await existingTopics([topic])).length === 0) {
+          await admin.createTopics({ topics: [topic], partitions: 3, replicas: -1 }).catch(() => undefined)
+        }
       } finally {
-        await producer.disconnect()
+        await admin.close().catch(() => undefined)
+      }
+      const producer = new Producer({ ...options("faults-producer"), acks: -1 })
+      try {
+        const bytes = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? undefined : typeof v === "string" ? Buffer.from(v, "utf8") : v)
+        await producer.send({
+          messages: records.map((r) => ({
+            topic,
+            ...(r.key === null ? {} : { key: Buffer.from(r.key, "utf8") }),
+            ...(r.value === null ? {} : { value: bytes(r.value)! }),
+            ...(r.headers ? { headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, Buffer.from(v, "utf8")])) } : {})
+          }))
+        })
+      } finally {
+        await producer.close(true).catch(() => undefined)
       }
     },
     catch: (e) => (e instanceof Error ? e : new Error(String(e)))
