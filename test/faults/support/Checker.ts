@@ -132,10 +132,10 @@ export const storeInvariants = (stores: Stores, acks: ReadonlyArray<Ledger.Ack>,
 }
 
 /** Events of the store missing from Kafka, and copies beyond the first of each on Kafka. */
-export const kafkaInvariants = (stores: Stores, aggregate: string) =>
+export const kafkaInvariants = (stores: Stores, aggregate: string, brokers: ReadonlyArray<string> = Topics.brokers) =>
   Effect.gen(function*() {
     const topics = [...new Set(stores.events.map((e) => e.type))]
-    const records = yield* Topics.readAll(topics)
+    const records = yield* Topics.readAll(topics, 90_000, brokers)
     const seen = new Map<string, number>()
     for (const r of records) {
       const id = r.headers["message-id"]

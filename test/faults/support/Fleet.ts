@@ -40,6 +40,8 @@ export interface ServiceOptions {
   /** The service name (consumer group, reply topic); unique per run on a shared broker. */
   readonly serviceName: string
   readonly env?: Readonly<Record<string, string>>
+  /** Kafka bootstrap addresses (default: the suite's single broker). */
+  readonly brokers?: ReadonlyArray<string>
 }
 
 /** A service process under the scope; not started yet. */
@@ -54,7 +56,7 @@ export const service = (options: ServiceOptions): Effect.Effect<Service, never, 
       ...process.env,
       ...PrivatePg.serviceEnv(options.database, options.schema),
       MINOS_BROKER_BACKEND: "kafka",
-      MINOS_BROKER_BROKERS: Topics.brokers.join(","),
+      MINOS_BROKER_BROKERS: (options.brokers ?? Topics.brokers).join(","),
       MINOS_SERVICE_NAME: options.serviceName,
       MINOS_REST_HOST: "127.0.0.1",
       MINOS_REST_PORT: String(options.port),

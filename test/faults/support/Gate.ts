@@ -7,6 +7,7 @@ import { describe, it } from "@effect/vitest"
 import { existsSync, readdirSync } from "node:fs"
 import { connect } from "node:net"
 import { requireServices } from "../../support/Services.ts"
+import * as Cluster from "./Cluster.ts"
 import * as Topics from "./Topics.ts"
 
 const answers = (address: string): Promise<boolean> =>
@@ -41,4 +42,19 @@ export const describeFault = (name: string, body: () => void) => {
       })
     })
   } else describe.skip(`${name} (${missing.join(", ")} not available)`, body)
+}
+
+const clusterUp = await Cluster.answers()
+
+/** `describe` for a fault on the 3-broker cluster (`scripts/kafka.sh cluster up`). */
+export const describeClusterFault = (name: string, body: () => void) => {
+  const need = [...missing.filter((m) => !m.startsWith("Kafka")), ...(clusterUp ? [] : [`the Kafka cluster at ${Cluster.brokers.join(",")}`])]
+  if (need.length === 0) describe(name, body)
+  else if (requireServices) {
+    describe(name, () => {
+      it(`needs ${need.join(" and ")}`, () => {
+        throw new Error(`${need.join(" and ")} required (MINOS_REQUIRE_SERVICES=1) but not available`)
+      })
+    })
+  } else describe.skip(`${name} (${need.join(", ")} not available)`, body)
 }

@@ -19,10 +19,10 @@ export interface Record {
   readonly headers: Readonly<globalThis.Record<string, string>>
 }
 
-const options = (clientId: string) => KafkaBroker.clientOptions({ brokers, clientId }, 10)
+const options = (clientId: string, on: ReadonlyArray<string> = brokers) => KafkaBroker.clientOptions({ brokers: on, clientId }, 10)
 
-const existingTopics = async (topics: ReadonlyArray<string>) => {
-  const admin = new Admin(options("faults-admin"))
+const existingTopics = async (topics: ReadonlyArray<string>, on: ReadonlyArray<string>) => {
+  const admin = new Admin(options("faults-admin", on))
   try {
     const existing = new Set(await admin.listTopics())
     return topics.filter((t) => existing.has(t))
@@ -35,13 +35,13 @@ const existingTopics = async (topics: ReadonlyArray<string>) => {
  * Every record of `topics` from the beginning up to the end each partition has now (topics that do
  * not exist count as empty). Fails after `timeoutMs`.
  */
-export const readAll = (topics: ReadonlyArray<string>, timeoutMs = 60_000): Effect.Effect<ReadonlyArray<Record>, Error> =>
+export const readAll = (topics: ReadonlyArray<string>, timeoutMs = 60_000, on: ReadonlyArray<string> = brokers): Effect.Effect<ReadonlyArray<Record>, Error> =>
   Effect.tryPromise({
     try: async () => {
-      const wanted = await existingTopics(topics)
+      const wanted = await existingTopics(topics, on)
       if (wanted.length === 0) return []
       const consumer = new Consumer<string, string, string, string>({
-        ...options("faults-checker"),
+        ...options("faults-checker", on),
         groupId: `faults-checker-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
         deserializers: stringDeserializers,
         autocommit: false,
@@ -98,7 +98,7 @@ export const produce = (topic: string, records: ReadonlyArray<{ readonly key: st
     try: async () => {
       const admin = new Admin(options("faults-admin"))
       try {
-        if ((await existingTopics([topic])).length === 0) {
+        if ((await existingTopics([topic], brokers)).length === 0) {
           await admin.createTopics({ topics: [topic], partitions: 3, replicas: -1 }).catch(() => undefined)
         }
       } finally {
