@@ -4,7 +4,7 @@
  * for the poison tests.
  */
 import { Admin, Consumer, Producer, stringDeserializers } from "@platformatic/kafka"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import * as KafkaBroker from "../../../src/kafka/KafkaBroker.ts"
 
 /** The brokers the fault suite uses (`MINOS_FAULTS_KAFKA_BROKERS`, comma-separated). */
@@ -119,5 +119,14 @@ export const produce = (topic: string, records: ReadonlyArray<{ readonly key: st
         await producer.close(true).catch(() => undefined)
       }
     },
-    catch: (e) => (e instanceof Error ? e : new Error(String(e)))
-  })
+    catch: (e) => new Error(`producing to ${topic} failed: ${describe(e)}`)
+  }).pipe(
+    // a fresh topic's leaders may take a moment to be known everywhere
+    Effect.retry({ times: 4, schedule: Schedule.exponential("500 millis") })
+  )
+
+const describe = (e: unknown): string => {
+  const inner = (e as { errors?: ReadonlyArray<unknown> }).errors
+  const message = e instanceof Error ? e.message : String(e)
+  return inner === undefined ? message : `${message} (${inner.map(describe).join("; ")})`
+}
