@@ -80,6 +80,7 @@ describeFault("fault 6: fuzzed HTTP requests", () => {
         return { c, port: toRooms ? ports.rooms : ports.exam }
       })
       const byKind: Record<string, number> = {}
+      const sentTitles = new Map<string, Array<number>>()
       yield* Effect.forEach(cases, ({ c, port }) =>
         Effect.gen(function*() {
           byKind[c.kind] = (byKind[c.kind] ?? 0) + 1
@@ -88,6 +89,8 @@ describeFault("fault 6: fuzzed HTTP requests", () => {
           // what was sent, decoded both ways, so an echo of it is not taken for a leak
           const sent = bytes.length > 200_000 ? undefined : `${bytes.toString("latin1")}\n${bytes.toString("utf8")}\n${decodeURIComponentSafe(c.path ?? "")}`
           yield* ledger.record(`${c.kind}: ${c.method ?? "raw"} ${(c.path ?? "").slice(0, 80)}`, answer.status, answer.body, sent)
+          const title = /"title":"(fuzz \d+)"/.exec(bytes.length > 200_000 ? "" : bytes.toString("utf8"))?.[1]
+          if (title !== undefined) sentTitles.set(title, [...(sentTitles.get(title) ?? []), answer.status])
           if (answer.status >= 200 && answer.status < 300 && c.method !== "GET") {
             const acked = ref(answer.body)
             if (acked !== undefined) yield* ledger.ack({ op: c.method === "DELETE" ? "delete" : c.method === "POST" ? "create" : "update", ...acked })
@@ -104,7 +107,17 @@ describeFault("fault 6: fuzzed HTTP requests", () => {
       const examStores = yield* Checker.read(examDb, examSchema)
       const roomsStores = yield* Checker.read(roomsDb, roomsSchema)
       const events = [...examStores.events, ...roomsStores.events]
-      const unacknowledgedRows = events.filter((e) => !acked.has(`${e.aggregate_id}@${e.version}`)).length
+      // an event no acknowledged write accounts for: whose request was it? (each valid-looking body has
+      // a title of its own) A rejected one must never have written it; one whose answer was lost
+      // (a broken connection) may have
+      const unaccounted = events.filter((e) => !acked.has(`${e.aggregate_id}@${e.version}`))
+      const outcomeOf = (e: (typeof events)[number]): "rejected" | "unknown" => {
+        const title = e.data.fields?.["title"]
+        const statuses = typeof title === "string" ? sentTitles.get(title) ?? [] : []
+        return statuses.length > 0 && statuses.every((s) => s >= 300) ? "rejected" : "unknown"
+      }
+      const unacknowledgedRows = unaccounted.filter((e) => outcomeOf(e) === "rejected").length
+      const unknownOutcomeRows = unaccounted.length - unacknowledgedRows
       const http = Ledger.summary(ledger)
       // a well-formed request always gets an answer; garbage may just be closed
       const unanswered = ledger.answers.filter((a) => a.status === 0 && !a.op.startsWith("bad framing"))
@@ -123,6 +136,7 @@ describeFault("fault 6: fuzzed HTTP requests", () => {
           statuses,
           acceptedByFuzz: ledger.acks.length - 11,
           closedWithoutAnswer: http.noAnswer,
+          rowsOfLostAnswers: unknownOutcomeRows,
           kinds: Object.keys(byKind).length
         },
         seconds: Math.round(((yield* Clock.currentTimeMillis) - started) / 1000)

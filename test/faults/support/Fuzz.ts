@@ -123,6 +123,29 @@ export interface Answer {
 }
 
 /**
+ * The first final answer in `data`: interim `1xx` answers (100 Continue) are skipped, and the body is
+ * cut at its `content-length` (a pipelined second answer may follow).
+ */
+const parse = (data: Buffer, why: string): Answer => {
+  let text = data.toString("latin1")
+  for (;;) {
+    const m = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n/.exec(text)
+    const sep = text.indexOf("\r\n\r\n")
+    if (m === null || sep < 0) return { status: 0, body: `${why}; ${data.length} bytes: ${data.toString("latin1").slice(0, 200)}` }
+    const status = Number(m[1])
+    const head = text.slice(0, sep)
+    const rest = text.slice(sep + 4)
+    if (status >= 100 && status < 200) {
+      text = rest
+      continue
+    }
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head)
+    const body = length ? Buffer.from(rest, "latin1").subarray(0, Number(length[1])).toString("utf8") : Buffer.from(rest, "latin1").toString("utf8")
+    return { status, body: body.slice(0, 4000) }
+  }
+}
+
+/**
  * Sends raw bytes, reads until the server closes or `timeoutMs`, parses the first status line.
  * `halfClose` ends the sending side (for framing that leaves the server waiting for more); Node's
  * server drops a request whose client half-closed before the answer, so well-formed requests keep
@@ -137,10 +160,7 @@ export const sendRaw = (port: number, bytes: Buffer, options: { readonly halfClo
       if (done) return
       done = true
       socket.destroy()
-      const text = data.toString("latin1")
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text)
-      const sep = text.indexOf("\r\n\r\n")
-      resume(Effect.succeed(m ? { status: Number(m[1]), body: sep >= 0 ? text.slice(sep + 4, sep + 4 + 4000) : "" } : { status: 0, body: `${why}; ${data.length} bytes: ${text.slice(0, 200)}` }))
+      resume(Effect.succeed(parse(data, why)))
     }
     socket.setTimeout(options.timeoutMs ?? 5_000, () => finish("timeout"))
     socket.on("data", (chunk) => {
