@@ -1,8 +1,8 @@
 /**
- * Fault 7: malformed and poison broker messages on the exam service's command and event topics:
+ * Fault 7: malformed and poison broker messages on the topics the exam service consumes (commands, its reply topic):
  * bytes that are not JSON, NUL bytes, invalid UTF-8, JSON that is not an envelope, envelopes with
  * bad fields, payloads failing their Schema or holding NUL / lone surrogates, huge and deeply
- * nested values, an unusable reply topic, a duplicated command. Afterwards every poison message is
+ * nested values, an unusable reply topic, an unreadable reply, a duplicated command. Afterwards every poison message is
  * dead-lettered or claimed as answered, none wrote a row, the duplicate had one effect, a valid
  * command sent last is handled (no partition is stuck), the outbox drains and the service runs on.
  */
@@ -10,6 +10,7 @@ import { assert, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import * as Message from "../../src/broker/Message.ts"
+import * as Naming from "../../src/broker/Naming.ts"
 import * as Checker from "./support/Checker.ts"
 import * as Fleet from "./support/Fleet.ts"
 import { describeFault } from "./support/Gate.ts"
@@ -34,7 +35,7 @@ const envelope = (topic: string, content: unknown, overrides: Record<string, unk
   return { identifier, text: JSON.stringify({ ...Message.make({ topic, identifier, content, replyTopic }), ...overrides }) }
 }
 
-const poisons = (replyTopic: string, subject: string): ReadonlyArray<Poison> => {
+const poisons = (replyTopic: string, subject: string, serviceReplyTopic: string): ReadonlyArray<Poison> => {
   const m = () => `poison-${randomUUID()}`
   const list: Array<Poison> = []
   const add = (what: string, topic: string, value: Buffer | string | null, extra: Partial<Poison> = {}) => {
@@ -75,10 +76,11 @@ const poisons = (replyTopic: string, subject: string): ReadonlyArray<Poison> => 
   add("NUL in the key and a Kafka header", "CreateExam", `not json ${mk}`, { key: "k\u0000ey", headers: { "x-bad": "v\u0000" }, marker: mk })
   const update = envelope("UpdateExam", { uuid: "not-a-uuid", title: 5 }, {}, replyTopic)
   add("UpdateExam failing its Schema", "UpdateExam", update.text, { identifier: update.identifier, marker: update.identifier })
-  const ev = envelope("ExamCreated", { uuid: randomUUID(), aggregate: "Exam", version: "one", type: 1, createdAt: "x", data: null })
-  add("event failing its Schema", "ExamCreated", ev.text, { identifier: ev.identifier, marker: ev.identifier })
-  const ev2 = envelope("ExamCreated", { uuid: randomUUID(), aggregate: "Exam", version: 1, type: "ExamCreated", createdAt: 0, data: { fields: { title: 7 } } })
-  add("event whose handler fails on it", "ExamCreated", ev2.text, { identifier: ev2.identifier, marker: ev2.identifier })
+  // the service's own reply topic: a reply it cannot read
+  mk = m()
+  add("undecodable reply", serviceReplyTopic, `not a reply ${mk}`, { marker: mk })
+  const del = envelope("DeleteExam", { uuid: "x\u0000" }, {}, replyTopic)
+  add("DeleteExam with a NUL", "DeleteExam", del.text, { identifier: del.identifier, marker: del.identifier })
   return list
 }
 
@@ -101,7 +103,7 @@ describeFault("fault 7: malformed and poison broker messages", () => {
       })
       yield* exam.start()
       const replyTopic = `FaultsReply${run}`
-      const list = poisons(replyTopic, `poison-${run}`)
+      const list = poisons(replyTopic, `poison-${run}`, Naming.replyTopic(`exam_poison_${run}`))
       const copies = Report.scale(1, 5)
       for (let i = 0; i < copies; i++) {
         for (const x of list) yield* Topics.produce(x.topic, [{ key: x.key, value: x.value, ...(x.headers ? { headers: x.headers } : {}) }])
@@ -152,7 +154,7 @@ describeFault("fault 7: malformed and poison broker messages", () => {
       const alive = yield* exam.running
       yield* Report.write("7-poison", {
         fault: "7. Malformed and poison broker messages",
-        load: `${list.length} kinds of poison × ${copies} on CreateExam, UpdateExam, ExamCreated; ${expectedOk} valid commands after them`,
+        load: `${list.length} kinds of poison × ${copies} on CreateExam, UpdateExam, DeleteExam and the reply topic; ${expectedOk} valid commands after them`,
         zero: {
           poisonUnaccounted: unaccounted.length,
           rowsWrittenByPoison: rowsFromPoison,

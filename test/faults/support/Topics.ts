@@ -112,7 +112,7 @@ export const produce = (topic: string, records: ReadonlyArray<{ readonly key: st
             topic,
             ...(r.key === null ? {} : { key: Buffer.from(r.key, "utf8") }),
             ...(r.value === null ? {} : { value: bytes(r.value)! }),
-            ...(r.headers ? { headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, Buffer.from(v, "utf8")])) } : {})
+            ...(r.headers ? { headers: new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k, "utf8"), Buffer.from(v, "utf8")])) } : {})
           }))
         })
       } finally {
