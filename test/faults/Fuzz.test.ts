@@ -15,7 +15,7 @@ import * as PrivatePg from "./support/PrivatePg.ts"
 import * as Report from "./support/Report.ts"
 
 const seed = Number(process.env["MINOS_FAULTS_SEED"] ?? 6)
-const count = Number(process.env["MINOS_FAULTS_FUZZ_COUNT"] ?? Report.scale(1_000, 5_000))
+const count = Number(process.env["MINOS_FAULTS_FUZZ_COUNT"] ?? Report.scale(500, 5_000))
 
 const ref = (text: string): { uuid: string; version: number } | undefined => {
   try {

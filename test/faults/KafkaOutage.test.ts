@@ -10,7 +10,7 @@ import { describeClusterFault } from "./support/Gate.ts"
 import * as Report from "./support/Report.ts"
 import * as WritesUnderFault from "./support/WritesUnderFault.ts"
 
-const seconds = Report.scale(12, 30)
+const seconds = Report.scale(8, 30)
 
 describeClusterFault("fault 2: Kafka stopped under load", () => {
   it.live(`every broker down ${seconds} s under writes: writes go on, every event reaches Kafka afterwards`, () =>

@@ -17,7 +17,7 @@ import * as Load from "./support/Load.ts"
 import * as PrivatePg from "./support/PrivatePg.ts"
 import * as Report from "./support/Report.ts"
 
-const perBoundary = Report.scale(2, 8)
+const perBoundary = Report.scale(1, 8)
 
 /** Who dies, and the saga event after which. */
 const boundaries: ReadonlyArray<readonly ["exam" | "rooms", string, string]> = [
