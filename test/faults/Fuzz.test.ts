@@ -8,7 +8,8 @@ import { Clock, Effect } from "effect"
 import * as Checker from "./support/Checker.ts"
 import * as Fleet from "./support/Fleet.ts"
 import * as Fuzz from "./support/Fuzz.ts"
-import { describeFault } from "./support/Gate.ts"
+import * as Cluster from "./support/Cluster.ts"
+import { describeClusterFault } from "./support/Gate.ts"
 import * as Ledger from "./support/Ledger.ts"
 import * as Load from "./support/Load.ts"
 import * as PrivatePg from "./support/PrivatePg.ts"
@@ -34,18 +35,19 @@ const decodeURIComponentSafe = (s: string) => {
   }
 }
 
-describeFault("fault 6: fuzzed HTTP requests", () => {
+describeClusterFault("fault 6: fuzzed HTTP requests", () => {
   it.live(`${count} seeded fuzzed requests: no 5xx, no internals, no rows from rejected requests`, () =>
     Effect.scoped(Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       yield* PrivatePg.up
+      yield* Cluster.up
       const run = Fleet.runId()
       const examSchema = `faults_fuzz_exam_${run}`
       const roomsSchema = `faults_fuzz_rooms_${run}`
       const examDb = yield* PrivatePg.pool("exam_db")
       const roomsDb = yield* PrivatePg.pool("rooms_db")
       const ports = Fleet.ports(6)
-      const exam = yield* Fleet.service({ name: "exam", config: "config.yml", port: ports.exam, database: "exam_db", schema: examSchema, serviceName: `exam_fuzz_${run}` })
+      const exam = yield* Fleet.service({ name: "exam", config: "config.yml", port: ports.exam, database: "exam_db", schema: examSchema, serviceName: `exam_fuzz_${run}`, brokers: Cluster.brokers })
       // rooms serves REST only: its BookRoom consumer would answer other suites' sagas on a shared broker
       const rooms = yield* Fleet.service({
         name: "rooms",
@@ -54,6 +56,7 @@ describeFault("fault 6: fuzzed HTTP requests", () => {
         database: "rooms_db",
         schema: roomsSchema,
         serviceName: `rooms_fuzz_${run}`,
+        brokers: Cluster.brokers,
         env: { MINOS_COMPONENTS_CONSUMER: "false" }
       })
       yield* Effect.all([exam.start(), rooms.start()], { concurrency: 2 })

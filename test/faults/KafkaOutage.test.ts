@@ -24,7 +24,8 @@ describeClusterFault("fault 2: Kafka stopped under load", () => {
           Effect.gen(function*() {
             yield* Effect.forEach([1, 2, 3], Cluster.kill, { discard: true })
             yield* Effect.sleep(Duration.seconds(seconds))
-            yield* Effect.forEach([1, 2, 3], Cluster.start, { concurrency: 3, discard: true })
+            // `cluster up` starts every node that is down and waits until all serve
+            yield* Cluster.up
             return `all 3 brokers SIGKILLed for ${seconds} s, then started`
           })
       })

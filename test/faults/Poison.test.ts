@@ -13,7 +13,8 @@ import * as Message from "../../src/broker/Message.ts"
 import * as Naming from "../../src/broker/Naming.ts"
 import * as Checker from "./support/Checker.ts"
 import * as Fleet from "./support/Fleet.ts"
-import { describeFault } from "./support/Gate.ts"
+import * as Cluster from "./support/Cluster.ts"
+import { describeClusterFault } from "./support/Gate.ts"
 import * as PrivatePg from "./support/PrivatePg.ts"
 import * as Report from "./support/Report.ts"
 import * as Topics from "./support/Topics.ts"
@@ -84,11 +85,12 @@ const poisons = (replyTopic: string, subject: string, serviceReplyTopic: string)
   return list
 }
 
-describeFault("fault 7: malformed and poison broker messages", () => {
+describeClusterFault("fault 7: malformed and poison broker messages", () => {
   it.live("poison messages are dead-lettered or answered, write nothing, and block nothing", () =>
     Effect.scoped(Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       yield* PrivatePg.up
+      yield* Cluster.up
       const run = Fleet.runId()
       const schema = `faults_poison_${run}`
       const p = yield* PrivatePg.pool("exam_db")
@@ -99,14 +101,15 @@ describeFault("fault 7: malformed and poison broker messages", () => {
         database: "exam_db",
         schema,
         serviceName: `exam_poison_${run}`,
-        env: { MINOS_BROKER_QUEUE_RETRY: "1" }
+        env: { MINOS_BROKER_QUEUE_RETRY: "1" },
+        brokers: Cluster.brokers
       })
       yield* exam.start()
       const replyTopic = `FaultsReply${run}`
       const list = poisons(replyTopic, `poison-${run}`, Naming.replyTopic(`exam_poison_${run}`))
       const copies = Report.scale(1, 5)
       for (let i = 0; i < copies; i++) {
-        for (const x of list) yield* Topics.produce(x.topic, [{ key: x.key, value: x.value, ...(x.headers ? { headers: x.headers } : {}) }])
+        for (const x of list) yield* Topics.produce(Cluster.brokers, x.topic, [{ key: x.key, value: x.value, ...(x.headers ? { headers: x.headers } : {}) }])
       }
       // a valid command, twice with one identifier (one effect), then a last one: all on the poisoned topic
       const valid = (title: string, identifier = randomUUID()) => ({
@@ -115,17 +118,17 @@ describeFault("fault 7: malformed and poison broker messages", () => {
       })
       const dup = valid("duplicate")
       const last = valid("last")
-      yield* Topics.produce("CreateExam", [{ key: "dup", value: dup.value }, { key: "dup", value: dup.value }])
-      yield* Topics.produce("CreateExam", list.map((x) => ({ key: x.key, value: valid(`after ${x.what}`).value })))
-      yield* Topics.produce("CreateExam", [{ key: "last", value: last.value }])
+      yield* Topics.produce(Cluster.brokers, "CreateExam", [{ key: "dup", value: dup.value }, { key: "dup", value: dup.value }])
+      yield* Topics.produce(Cluster.brokers, "CreateExam", list.map((x) => ({ key: x.key, value: valid(`after ${x.what}`).value })))
+      yield* Topics.produce(Cluster.brokers, "CreateExam", [{ key: "last", value: last.value }])
 
       // every valid command answered 200: no partition is stuck behind a poison message
       const expectedOk = 2 + list.length
-      const replies = yield* Topics.readAll([replyTopic]).pipe(
+      const replies = yield* Topics.readAll([replyTopic], 60_000, Cluster.brokers).pipe(
         Effect.map((rs) => rs.map((r) => Message.decode(r.value?.toString() ?? "")).flatMap((d) => (d._tag === "Success" ? [d.value] : []))),
         Effect.repeat({ schedule: Schedule.spaced("1 second"), until: (rs) => rs.filter((r) => r.payload.status === 200).length >= expectedOk }),
         Effect.timeoutOption(Duration.seconds(120)),
-        Effect.flatMap(() => Topics.readAll([replyTopic])),
+        Effect.flatMap(() => Topics.readAll([replyTopic], 60_000, Cluster.brokers)),
         Effect.map((rs) => rs.map((r) => Message.decode(r.value?.toString() ?? "")).flatMap((d) => (d._tag === "Success" ? [d.value] : [])))
       )
       const ok = replies.filter((r) => r.payload.status === 200)

@@ -9,7 +9,8 @@ import { assert, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Option, Ref, Schedule } from "effect"
 import * as Checker from "./support/Checker.ts"
 import * as Fleet from "./support/Fleet.ts"
-import { describeFault } from "./support/Gate.ts"
+import * as Cluster from "./support/Cluster.ts"
+import { describeClusterFault } from "./support/Gate.ts"
 import * as Ledger from "./support/Ledger.ts"
 import * as Load from "./support/Load.ts"
 import * as PrivatePg from "./support/PrivatePg.ts"
@@ -18,17 +19,18 @@ import * as Report from "./support/Report.ts"
 const seed = Number(process.env["MINOS_FAULTS_SEED"] ?? 3)
 const outageSeconds = Report.scale(10, 20)
 
-describeFault("fault 3: PostgreSQL stopped under load", () => {
+describeClusterFault("fault 3: PostgreSQL stopped under load", () => {
   it.live(`PostgreSQL down ${outageSeconds} s under writes: 503 only, the service recovers by itself, nothing acknowledged is lost`, () =>
     Effect.scoped(Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       yield* PrivatePg.up
+      yield* Cluster.up
       // whatever happens below, the cluster is left running for the next fault
       yield* Effect.addFinalizer(() => Effect.ignore(PrivatePg.start))
       const run = Fleet.runId()
       const schema = `faults_pgdown_${run}`
       const p = yield* PrivatePg.pool("exam_db")
-      const exam = yield* Fleet.service({ name: "exam", config: "config.yml", port: Fleet.ports(3).exam, database: "exam_db", schema, serviceName: `exam_pgdown_${run}` })
+      const exam = yield* Fleet.service({ name: "exam", config: "config.yml", port: Fleet.ports(3).exam, database: "exam_db", schema, serviceName: `exam_pgdown_${run}`, brokers: Cluster.brokers })
       yield* exam.start()
       const ledger = Ledger.make()
       const stop = yield* Ref.make(false)
@@ -74,7 +76,7 @@ describeFault("fault 3: PostgreSQL stopped under load", () => {
 
       const stores = yield* Checker.settle(p, schema)
       const inv = Checker.storeInvariants(stores, ledger.acks)
-      const kafka = yield* Checker.kafkaInvariants(stores, "Exam")
+      const kafka = yield* Checker.kafkaInvariants(stores, "Exam", Cluster.brokers)
       const http = Ledger.summary(ledger)
       const during = Ledger.summary(ledger, { from, to })
       const healthOk = health.answers.filter((a) => a.status === 200).length

@@ -20,8 +20,12 @@ const script = (...args: ReadonlyArray<string>) =>
     })
   })
 
-/** Starts the nodes that are down (all of them on a fresh machine) and waits until all serve. */
-export const up = script("up").pipe(Effect.asVoid)
+/**
+ * Starts the nodes that are down (all of them on a fresh machine) and waits until all serve; once
+ * more when that wait ran out (a cluster recovering from a crash of every node takes a while on a
+ * busy machine).
+ */
+export const up = script("up").pipe(Effect.retry({ times: 1 }), Effect.asVoid)
 /** SIGKILLs node `n` (1-3), as a crash would. */
 export const kill = (n: number) => script("kill", String(n)).pipe(Effect.asVoid)
 /** Starts node `n` again and waits until it serves. */

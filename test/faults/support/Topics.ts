@@ -6,9 +6,10 @@
 import { Admin, Consumer, Producer, stringDeserializers } from "@platformatic/kafka"
 import { Effect, Schedule } from "effect"
 import * as KafkaBroker from "../../../src/kafka/KafkaBroker.ts"
+import * as Cluster from "./Cluster.ts"
 
-/** The brokers the fault suite uses (`MINOS_FAULTS_KAFKA_BROKERS`, comma-separated). */
-export const brokers: ReadonlyArray<string> = (process.env["MINOS_FAULTS_KAFKA_BROKERS"] ?? "127.0.0.1:9092").split(",")
+/** The brokers the fault suite uses: the 3-broker cluster (see `Cluster.ts`). */
+export const brokers: ReadonlyArray<string> = Cluster.brokers
 
 export interface Record {
   readonly topic: string
@@ -93,18 +94,18 @@ export const readAll = (topics: ReadonlyArray<string>, timeoutMs = 60_000, on: R
   })
 
 /** Produces raw records (values as given, bytes included), acknowledged by all in-sync replicas. */
-export const produce = (topic: string, records: ReadonlyArray<{ readonly key: string | null; readonly value: Buffer | string | null; readonly headers?: globalThis.Record<string, string> }>) =>
+export const produce = (on: ReadonlyArray<string>, topic: string, records: ReadonlyArray<{ readonly key: string | null; readonly value: Buffer | string | null; readonly headers?: globalThis.Record<string, string> }>) =>
   Effect.tryPromise({
     try: async () => {
-      const admin = new Admin(options("faults-admin"))
+      const admin = new Admin(options("faults-admin", on))
       try {
-        if ((await existingTopics([topic], brokers)).length === 0) {
+        if ((await existingTopics([topic], on)).length === 0) {
           await admin.createTopics({ topics: [topic], partitions: 3, replicas: -1 }).catch(() => undefined)
         }
       } finally {
         await admin.close().catch(() => undefined)
       }
-      const producer = new Producer({ ...options("faults-producer"), acks: -1 })
+      const producer = new Producer({ ...options("faults-producer", on), acks: -1 })
       try {
         const bytes = (v: Buffer | string | null | undefined) => (v === null || v === undefined ? undefined : typeof v === "string" ? Buffer.from(v, "utf8") : v)
         await producer.send({
