@@ -11,7 +11,7 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     // the service suites share one PostgreSQL and one Kafka on a 2-core machine
     fileParallelism: false,
     testTimeout: 60_000,

@@ -15,7 +15,8 @@
 #   scripts/kafka.sh cluster kill N          SIGKILL node N (1-3), as a crash would
 #   scripts/kafka.sh cluster start N         start node N again and wait until it serves
 #   Brokers 127.0.0.1:19092,19093,19094; controllers 127.0.0.1:19192-19194; data under
-#   .cache/kafka/cluster/node<N>/.
+#   .cache/kafka/cluster/node<N>/. KAFKA_CLUSTER_PORT_BASE=29091 puts a second cluster on 29092-29094
+#   (controllers 29192-29194, data under .cache/kafka/cluster-29091/).
 #
 # Env: KAFKA_VERSION (default below), JAVA_HOME (Java >= 17; otherwise the newest JDK in /usr/lib/jvm).
 # Needs: java >= 17, mvn. Everything goes under <repo>/.cache/kafka (git-ignored):
@@ -331,10 +332,13 @@ cmd_status() {
 
 
 # --- 3-node cluster ------------------------------------------------------------------------------
-CLUSTER="$CACHE/cluster"
+CLUSTER="$CACHE/cluster${KAFKA_CLUSTER_PORT_BASE:+-$KAFKA_CLUSTER_PORT_BASE}"
 CLUSTER_NODES=(1 2 3)
-node_port() { echo $((19091 + $1)); }
-node_controller_port() { echo $((19191 + $1)); }
+# KAFKA_CLUSTER_PORT_BASE moves the whole cluster (brokers base+1..3, controllers base+101..103),
+# for a second cluster beside the default one on a shared machine
+CLUSTER_BASE="${KAFKA_CLUSTER_PORT_BASE:-19091}"
+node_port() { echo $((CLUSTER_BASE + $1)); }
+node_controller_port() { echo $((CLUSTER_BASE + 100 + $1)); }
 node_dir() { echo "$CLUSTER/node$1"; }
 
 node_pid() {  # prints the pid if node N runs and was started by us
@@ -480,7 +484,7 @@ cmd_cluster() {
       # the controllers need each other for a quorum: start all, then wait for each
       for n in "${CLUSTER_NODES[@]}"; do node_start "$n"; done
       for n in "${CLUSTER_NODES[@]}"; do node_wait_ready "$n"; done
-      log "cluster: ready on $HOST:19092,$HOST:19093,$HOST:19094"
+      log "cluster: ready on $HOST:$(node_port 1),$HOST:$(node_port 2),$HOST:$(node_port 3)"
       ;;
     down)
       for n in "${CLUSTER_NODES[@]}"; do node_stop "$n" TERM; done

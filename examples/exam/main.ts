@@ -11,7 +11,8 @@ import { ExamViews } from "./ExamView.ts"
 import { handlers } from "./Handlers.ts"
 import { ScheduleExam } from "./ScheduleExam.ts"
 
-export default Microservice.layer({
+/** What the service is made of (tests build it on infrastructure of their own). */
+export const definition = {
   handlers,
   services: Layer.mergeAll(Repository.layer(Exams, Exam)),
   projections: [ExamViews],
@@ -20,4 +21,6 @@ export default Microservice.layer({
   aggregates: [Exam],
   sends: [ReleaseRoom],
   sagas: [ScheduleExam]
-})
+}
+
+export default Microservice.layer(definition)

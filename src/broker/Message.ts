@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { isValidTopic } from "./Broker.ts"
 
 /**
  * @category models
@@ -34,7 +35,8 @@ export const Envelope = Schema.Struct({
   version: Schema.Literal(1),
   topic: Schema.String.check(Schema.isMinLength(1)),
   identifier: Schema.String.check(Schema.isUUID()),
-  reply_topic: Schema.NullOr(Schema.String),
+  // a reply that could never be published would block the outbox: such a request is a bad envelope
+  reply_topic: Schema.NullOr(Schema.String.check(Schema.makeFilter((t: string) => isValidTopic(t), { expected: "a topic name of 1-249 of [A-Za-z0-9._-]" }))),
   strategy: Schema.Literals(["unicast", "multicast"]),
   payload: Schema.Struct({
     content: Schema.Unknown,

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { isJson } from "../internal/Json.ts"
+import { isJson, unstorableMessage, unstorableStringAt } from "../internal/Json.ts"
 import { isUuid } from "../internal/Ids.ts"
 import { Context, type Effect, Schema } from "effect"
 import * as PortError from "../errors/PortError.ts"
@@ -164,6 +164,8 @@ export const checkAppend = (input: AppendInput): string | undefined => {
   if (input.events.length === 0) return "No events to append"
   for (const [i, e] of input.events.entries()) {
     if (typeof e.type !== "string" || e.type.length === 0) return `Event ${i} has no type`
+    const bad = unstorableStringAt(e.data)
+    if (bad !== undefined) return `Event ${i} (${e.type}) data: ${unstorableMessage(bad)}`
     if (!isJson(e.data)) return `Event ${i} (${e.type}) data is not JSON`
     if (e.metadata !== undefined && !isJson(e.metadata)) return `Event ${i} (${e.type}) metadata is not JSON`
   }

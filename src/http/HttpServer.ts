@@ -14,6 +14,7 @@
  * | --- | --- | --- |
  * | body is not JSON | 400 | `InvalidJson` |
  * | params, query or body fail their Schema | 400 | `InvalidRequest` (+ `issues`) |
+ * | a string (or key) in them holds NUL or an unpaired surrogate, which no store can hold | 400 | `InvalidRequest` (+ `issues`) |
  * | body over `bodyLimitBytes` | 413 | `PayloadTooLarge` |
  * | slower than `requestTimeoutMs` | 503 | `Timeout` |
  * | domain error (a tagged error that is not a port error) | `HttpStatus.statusOf` (default 400) | its tag, plus its data fields |
@@ -37,6 +38,7 @@ import { createServer } from "node:http"
 import * as PortError from "../errors/PortError.ts"
 import * as Request from "../router/Request.ts"
 import { type Middleware, type RestHandler, Routes, type RoutesShape, withMiddleware } from "../router/Router.ts"
+import { unstorableMessage, unstorableStringAt } from "../internal/Json.ts"
 import { describeCause, errorBody, schemaIssues } from "../internal/Outcome.ts"
 import * as HttpStatus from "./HttpStatus.ts"
 import * as Health from "./Health.ts"
@@ -139,7 +141,11 @@ const json = (status: number, body: unknown, headers?: Readonly<Record<string, s
 const failureResponse = (cause: Cause.Cause<unknown>, route: string): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   if (Cause.hasInterruptsOnly(cause)) return Effect.succeed(json(503, { error: "Unavailable", message: "Request interrupted" }))
   const failure = Cause.findErrorOption(cause)
-  const response = Option.isSome(failure) && !Cause.hasDies(cause) ? errorResponse(failure.value) : internalError
+  const dies = cause.reasons.filter(Cause.isDieReason)
+  // a server going away fails the query and then the ROLLBACK, which dies with the same outage
+  const outage = dies.length > 0 && dies.every((d) => PortError.isRetryable(d.defect)) &&
+    (Option.isNone(failure) || PortError.kindOf(failure.value) === "Unavailable")
+  const response = outage ? unavailable : Option.isSome(failure) && dies.length === 0 ? errorResponse(failure.value) : internalError
   const log = response.internal
     ? Effect.logError(`${route} failed`, cause)
     : response.status >= 500
@@ -148,9 +154,19 @@ const failureResponse = (cause: Cause.Cause<unknown>, route: string): Effect.Eff
   return Effect.as(log, json(response.status, response.body))
 }
 
-const decode = <A>(schema: Schema.Codec<A, unknown>, input: unknown, what: string): Effect.Effect<A, Rejected> =>
-  Schema.decodeUnknownEffect(schema)(input, { errors: "all" }).pipe(
+/** No store can hold these strings: refused at the edge, the same on every backend, before the handler runs. */
+const storable = (input: unknown, what: string): Effect.Effect<unknown, Rejected> => {
+  const bad = unstorableStringAt(input)
+  if (bad === undefined) return Effect.succeed(input)
+  const issues = [{ path: bad, message: "Strings may not contain NUL (\\u0000) or unpaired surrogates" }]
+  return Effect.fail(new Rejected({ status: 400, body: { error: "InvalidRequest", message: `Invalid ${what}: ${unstorableMessage(bad)}`, issues } }))
+}
+
+const decode = <A>(schema: Schema.Codec<A, unknown> | undefined, input: unknown, what: string): Effect.Effect<A, Rejected> =>
+  storable(input, what).pipe(
+    Effect.flatMap((checked) => schema === undefined ? Effect.succeed(checked as A) : Schema.decodeUnknownEffect(schema)(checked, { errors: "all" })),
     Effect.mapError((error) => {
+      if (error instanceof Rejected) return error
       const issues = schemaIssues(error)
       const detail = issues.map((i) => (i.path === "" ? i.message : `${i.path}: ${i.message}`)).join("; ")
       return new Rejected({ status: 400, body: { error: "InvalidRequest", message: `Invalid ${what}: ${detail}`, issues } })
@@ -215,10 +231,10 @@ const handleRest = Effect.fn("HttpServer.handleRest")(function*(handler: RestHan
   const headers = lowerCased(httpRequest.headers)
   const request = yield* Request.make({ kind: "rest", route, identifier: randomUUID(), headers })
   const run = Effect.gen(function*() {
-    const params = handler.params === undefined ? routeContext.params : yield* decode(handler.params, routeContext.params, "path parameters")
-    const query = handler.query === undefined ? searchParams : yield* decode(handler.query, searchParams, "query parameters")
+    const params = yield* decode(handler.params, routeContext.params, "path parameters")
+    const query = yield* decode(handler.query, searchParams, "query parameters")
     const raw = yield* readJson(httpRequest, options.bodyLimitBytes, handler.body !== undefined)
-    const body = handler.body === undefined ? raw : yield* decode(handler.body, raw, "body")
+    const body = yield* decode(handler.body, raw, "body")
     return yield* handler.handle({ body, params, query })
   })
   const annotate = Effect.annotateLogs({ route, requestId: request.identifier })

@@ -6,7 +6,8 @@
  * - The inbox claim `(topic, identifier)`, the handler's writes and the reply (staged in the outbox)
  *   commit in ONE storage transaction; a redelivered message finds its claim and does nothing.
  * - Records with the same key are handled in order; different keys in parallel (bounded).
- * - Bad envelope → dead letter at once. Bad payload → a 400 reply (commands, queries) or a dead
+ * - Bad envelope → dead letter at once. Bad payload (its Schema fails, or a string holds NUL or an
+ *   unpaired surrogate, which no store can hold) → a 400 reply (commands, queries) or a dead
  *   letter (events). Domain error from a command → 400 reply. Outage or defect → retried with
  *   backoff; after `retry` retries → dead letter (+ `{topic}.DLQ`, + a 500 reply) and the partition
  *   moves on. If even the dead letter cannot be stored, the batch fails and the broker redelivers it.
@@ -19,6 +20,7 @@ import * as Message from "../broker/Message.ts"
 import { deadLetterTopic, replyTopic } from "../broker/Naming.ts"
 import { Replies } from "./Replies.ts"
 import * as PortError from "../errors/PortError.ts"
+import { escapeUnstorable, unstorableStringAt } from "../internal/Json.ts"
 import { describeCause, errorBody, schemaIssues } from "../internal/Outcome.ts"
 import * as Request from "../router/Request.ts"
 import { type BrokerHandler, Routes, withMiddleware } from "../router/Router.ts"
@@ -77,7 +79,8 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
       ? Effect.void
       : outbox.stage([{
         topic: request.reply_topic,
-        key,
+        // a key from outside may hold a NUL, which no store can: it only picks the reply's partition
+        key: key === null ? null : escapeUnstorable(key),
         value: Message.encode(Message.make({ topic: request.reply_topic, identifier: request.identifier, content, status, headers })),
         headers: { "message-id": request.identifier }
       }])
@@ -102,10 +105,14 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
   const attempt = (record: DeliveredRecord, envelope: Message.Envelope, handler: BrokerHandler<any, any, any, Request.Request>, claimId: string) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const decoded = Schema.decodeUnknownExit(handler.payload)(envelope.payload.content, { errors: "all" })
-      if (Exit.isFailure(decoded)) {
-        const error = Cause.findErrorOption(decoded.cause)
-        const issues = Option.isSome(error) && Schema.isSchemaError(error.value) ? schemaIssues(error.value) : []
+      const bad = unstorableStringAt(envelope.payload.content)
+      const decoded = bad === undefined ? Schema.decodeUnknownExit(handler.payload)(envelope.payload.content, { errors: "all" }) : undefined
+      if (decoded === undefined || Exit.isFailure(decoded)) {
+        const error = decoded === undefined ? Option.none() : Cause.findErrorOption(decoded.cause)
+        // no store can hold a NUL or an unpaired surrogate: bad input, the same on every backend
+        const issues = bad !== undefined
+          ? [{ path: bad, message: "Strings may not contain NUL (\\u0000) or unpaired surrogates" }]
+          : Option.isSome(error) && Schema.isSchemaError(error.value) ? schemaIssues(error.value) : []
         const message = `Invalid payload for ${handler.topic}: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ")}`
         return handler.kind === "event"
           ? Outcome.DeadLetter({ error: message })
@@ -140,9 +147,11 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
       }))
     })
 
-  const deadLetter = (record: DeliveredRecord, envelope: Message.Envelope | undefined, claimId: string | undefined, error: string, attempts: number, firstFailedAt: number) =>
+  const deadLetter = (delivered: DeliveredRecord, envelope: Message.Envelope | undefined, claimId: string | undefined, error: string, attempts: number, firstFailedAt: number) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
+      // a poison record's bytes may hold what no store can (NUL): kept escaped, or the partition would stop here
+      const record = storableRecord(delivered)
       yield* uow.transaction(Effect.gen(function*() {
         if (claimId !== undefined && !(yield* inbox.claim(options.group, record.topic, claimId, now))) return
         yield* inbox.deadLetter({
@@ -162,6 +171,15 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
       }))
       yield* Effect.logWarning(`dead-lettered ${record.topic} (${envelope?.identifier ?? "no identifier"}) after ${attempts} attempt(s): ${error}`)
     })
+
+  const storableRecord = (record: DeliveredRecord): DeliveredRecord => {
+    const value = escapeUnstorable(record.value)
+    const key = record.key === null ? null : escapeUnstorable(record.key)
+    const headers: Record<string, string> = {}
+    for (const [k, v] of Object.entries(record.headers)) headers[escapeUnstorable(k)] = escapeUnstorable(v)
+    if (value !== record.value) headers["x-value-escaped"] = "true"
+    return { ...record, value, key, headers }
+  }
 
   const retries = Schedule.exponential(Duration.millis(options.backoffMs)).pipe(Schedule.upTo({ times: options.retry }))
 
@@ -230,6 +248,7 @@ export const make = Effect.fn("Consumer.make")(function*(options: ConsumerOption
           const command = routes.commands.get(record.topic)
           const handlers = command !== undefined ? [command] : routes.events.get(record.topic) ?? []
           for (const [i, handler] of handlers.entries()) {
+            if (unstorableStringAt(envelope.payload.content) !== undefined) return yield* Effect.fail(Fallback)
             const payload = Schema.decodeUnknownExit(handler.payload)(envelope.payload.content)
             if (Exit.isFailure(payload)) return yield* Effect.fail(Fallback)
             const claimId = command !== undefined || handlers.length === 1 ? envelope.identifier : `${envelope.identifier}#${i}`

@@ -22,7 +22,7 @@
  */
 import { Clock, Context, Effect, Option, Schema, Stream } from "effect"
 import * as PortError from "../errors/PortError.ts"
-import { isJson } from "../internal/Json.ts"
+import { isJson, isStorableString, unstorableStringAt } from "../internal/Json.ts"
 import type { Condition, Ordering } from "../query/Condition.ts"
 
 /**
@@ -100,20 +100,11 @@ export class DocumentStore extends Context.Service<DocumentStore, DocumentStoreS
 export const fixedFields: ReadonlyArray<string> = ["id", "updatedAt"]
 
 const collectionPattern = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/
-// PostgreSQL text cannot hold NUL, and the driver would silently replace a lone surrogate
-const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-
-const storableStrings = (u: unknown): boolean => {
-  if (typeof u === "string") return !unstorable.test(u)
-  if (Array.isArray(u)) return u.every(storableStrings)
-  if (typeof u === "object" && u !== null) return Object.entries(u).every(([k, v]) => !unstorable.test(k) && storableStrings(v))
-  return true
-}
 
 /** Checks a collection name and id; the message says what is wrong. @since 0.1.0 */
 export const checkKey = (collection: string, id?: string): string | undefined => {
   if (typeof collection !== "string" || !collectionPattern.test(collection)) return `Invalid collection name ${JSON.stringify(collection)}`
-  if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 200 || unstorable.test(id))) {
+  if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 200 || !isStorableString(id))) {
     return `Invalid document id ${JSON.stringify(id)}: use 1 to 200 characters, no NUL`
   }
   return undefined
@@ -121,7 +112,7 @@ export const checkKey = (collection: string, id?: string): string | undefined =>
 
 /** Checks a document. @since 0.1.0 */
 export const checkDocument = (document: unknown): string | undefined =>
-  !isJson(document) ? "The document is not JSON" : !storableStrings(document) ? "The document holds a NUL character or a lone surrogate" : undefined
+  unstorableStringAt(document) !== undefined ? "The document holds a NUL character or a lone surrogate" : !isJson(document) ? "The document is not JSON" : undefined
 
 /** Checks `limit` and `offset`. @since 0.1.0 */
 export const checkPage = (options: Pick<FindOptions, "limit" | "offset">): string | undefined => {

@@ -25,6 +25,15 @@ const failures = {
   "over-budget": Effect.fail(new OverBudget({ limit: 3, message: "Too many exams" })),
   "conflict": Effect.fail(new EventStoreError({ reason: "Conflict", message: "Stream e1 is at version 4, expected 3", aggregateId: "e1" })),
   "storage-down": Effect.fail(new StorageError({ reason: "Unavailable", message: "PostgreSQL is unreachable" })),
+  // the server went away: the query failed, then the ROLLBACK died on the closed connection
+  "storage-down-rollback-died": Effect.failCause(Cause.combine(
+    Cause.fail(new EventStoreError({ reason: "Unavailable", message: "append: ConnectionError (Connection closed) 127.0.0.1:5432" })),
+    Cause.die(new StorageError({ reason: "Unavailable", message: "rollback: Connection closed" }))
+  )),
+  "defect-during-outage": Effect.failCause(Cause.combine(
+    Cause.fail(new EventStoreError({ reason: "Unavailable", message: "append: ConnectionError" })),
+    Cause.die(new Error("a bug"))
+  )),
   "broker-timeout": Effect.fail(new BrokerError({ reason: "Timeout", message: "Kafka did not answer" })),
   "corrupt": Effect.fail(new EventStoreError({ reason: "Corrupt", message: "row 7 is not JSON: secret detail" })),
   "defect": Effect.die(new Error("boom: secret detail"))
@@ -160,6 +169,22 @@ layer(ServerLive, { excludeTestServices: true })("HttpServer", (it) => {
         assert.isString(reply.body.message)
       }))
 
+    it.effect("rejects strings with NUL or an unpaired surrogate with 400, in the body, a key, the query or the path", () =>
+      Effect.gen(function*() {
+        for (const body of ["{\"title\":\"a\\u0000\",\"points\":1}", "{\"title\":\"a\\ud800\",\"points\":1}", "{\"title\":\"ok\",\"points\":1,\"x\\u0000\":1}"]) {
+          const reply = yield* post("/exams", body)
+          assert.strictEqual(reply.status, 400, body)
+          assert.strictEqual(reply.body.error, "InvalidRequest")
+          assert.include(reply.body.message, "NUL")
+        }
+        const query = yield* call("/exams/e42?tag=a%00b")
+        assert.strictEqual(query.status, 400)
+        assert.include(query.body.message, "tag")
+        const path = yield* call("/exams/e%00")
+        assert.strictEqual(path.status, 400)
+        assert.include(path.body.message, "id")
+      }))
+
     it.effect("rejects a body over the limit with 413", () =>
       Effect.gen(function*() {
         const reply = yield* post("/exams", JSON.stringify({ title: "x".repeat(2_000), points: 1 }))
@@ -220,6 +245,8 @@ layer(ServerLive, { excludeTestServices: true })("HttpServer", (it) => {
       ["over-budget", 422, "OverBudget"],
       ["conflict", 409, "Conflict"],
       ["storage-down", 503, "Unavailable"],
+      ["storage-down-rollback-died", 503, "Unavailable"],
+      ["defect-during-outage", 500, "InternalError"],
       ["broker-timeout", 503, "Unavailable"],
       ["corrupt", 500, "InternalError"],
       ["defect", 500, "InternalError"]

@@ -3,7 +3,7 @@
  * replay, duplicate deliveries, a consumer killed mid-handler, a relay crash between publish and delete.
  */
 import { assert, it as baseIt } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Layer, Ref, Schema } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
 import { Broker } from "../../src/broker/Broker.ts"
 import * as Message from "../../src/broker/Message.ts"
 import { RequestClient } from "../../src/messaging/RequestClient.ts"
@@ -193,6 +193,42 @@ export const suite = (name: string, infrastructure: Layer.Layer<Microservice.Inf
         yield* broker.publish([{ topic: t("Bumped"), key: "x", value: `{"not":"an envelope","marker":"${marker}"}`, headers: {} }])
         yield* eventually("the dead letter", Effect.map(DeadLetters.list({ topic: t("Bumped") }), (ls) => ls.some((l) => l.value.includes(marker))))
         assert.strictEqual((yield* client.send(t("Echo"), { n: 7 })).status, 200)
+      })))
+
+    it.effect("poison no store can hold (NUL bytes, NUL in the key and headers) is dead-lettered escaped; the partition moves on", () =>
+      run(service(), Effect.gen(function*() {
+        const broker = yield* Broker
+        const client = yield* RequestClient
+        const marker = crypto.randomUUID()
+        yield* broker.publish([{ topic: t("Bumped"), key: "k\u0000", value: `{"m":"${marker}\u0000\u0000"}`, headers: { "x-h": "v\u0000" } }])
+        const letters = yield* DeadLetters.list({ topic: t("Bumped") }).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (ls) => ls.some((l) => l.value.includes(marker)) }),
+          Effect.timeout("20 seconds")
+        )
+        const letter = letters.find((l) => l.value.includes(marker))!
+        assert.include(letter.value, "\\u0000")
+        assert.strictEqual(letter.key, "k\\u0000")
+        assert.strictEqual((yield* client.send(t("Echo"), { n: 8 })).status, 200)
+      })))
+
+    it.effect("a payload string with NUL or a lone surrogate is answered 400, on every backend; an unusable reply topic is a bad envelope", () =>
+      run(service(), Effect.gen(function*() {
+        const client = yield* RequestClient
+        for (const bad of ["a\u0000", "\ud800"]) {
+          const reply = yield* client.send(t("OpenCounter"), { start: 1, [bad]: 1 })
+          assert.strictEqual(reply.status, 400)
+          assert.strictEqual((reply.content as { _tag: string })._tag, "InvalidPayload")
+          assert.include((reply.content as { message: string }).message, "NUL")
+        }
+        const broker = yield* Broker
+        const identifier = crypto.randomUUID()
+        const envelope = Message.make({ topic: t("OpenCounter"), identifier, content: { start: 1 }, replyTopic: "no such topic!" })
+        yield* broker.publish([{ topic: t("OpenCounter"), key: "r", value: Message.encode(envelope), headers: {} }])
+        yield* DeadLetters.list({ topic: t("OpenCounter") }).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (ls) => ls.some((l) => l.value.includes(identifier)) }),
+          Effect.timeout("20 seconds")
+        )
+        assert.strictEqual((yield* client.send(t("Echo"), { n: 9 })).status, 200)
       })))
 
     it.effect("a consumer killed mid-handler: the next one handles the message, once", () =>
