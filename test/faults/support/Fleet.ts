@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { binArgs } from "../../support/Bin.ts"
 import * as PrivatePg from "./PrivatePg.ts"
 import * as Topics from "./Topics.ts"
 
@@ -88,7 +89,7 @@ export const service = (options: ServiceOptions): Effect.Effect<Service, never, 
       Effect.gen(function*() {
         yield* stop("SIGKILL")
         yield* Ref.update(starts, (n) => n + 1)
-        const child = spawn(process.execPath, ["bin/effect-minos.js", "start", options.config], { env, stdio: ["ignore", "pipe", "pipe"] })
+        const child = spawn(process.execPath, [...binArgs, "start", options.config], { env, stdio: ["ignore", "pipe", "pipe"] })
         yield* Ref.set(current, child)
         const t0 = yield* Clock.currentTimeMillis
         yield* Effect.callback<void, Error>((resume) => {
