@@ -43,6 +43,8 @@ export interface Server {
   readonly rssMiB: () => number
   /** CPU time used so far (user + system), in ms. */
   readonly cpuMs: () => number
+  /** Bytes written to storage so far (`write_bytes` of /proc/<pid>/io). */
+  readonly writtenBytes: () => number
   readonly stop: Effect.Effect<void>
 }
 
@@ -55,6 +57,11 @@ const rssMiB = (pid: number) => {
 const cpuMs = (pid: number) => {
   const f = procStat(pid)
   return (Number(f[11]) + Number(f[12])) * 10
+}
+
+const writtenBytes = (pid: number) => {
+  const line = readFileSync(`/proc/${pid}/io`, "utf8").split("\n").find((l) => l.startsWith("write_bytes:"))
+  return Number(line?.replace(/\D+/g, "") ?? 0)
 }
 
 const get = (url: string) =>
@@ -91,6 +98,7 @@ export const startServer = (name: string, args: ReadonlyArray<string>, env: Reco
         log,
         rssMiB: () => rssMiB(pid),
         cpuMs: () => cpuMs(pid),
+        writtenBytes: () => writtenBytes(pid),
         stop: Effect.promise(async () => {
           if (child.exitCode !== null) return
           child.kill("SIGTERM")
@@ -103,17 +111,24 @@ export const startServer = (name: string, args: ReadonlyArray<string>, env: Reco
     (s) => s.stop
   )
 
-/** Waits until `servers` use less than ~5 % CPU over 250 ms (at most 15 s). */
+/**
+ * Waits until `servers` are quiet for two 250 ms windows in a row: under ~5 % CPU and under 64 KiB
+ * written to storage (LMDB commits are fsync-bound, so a relay or consumer draining a backlog can be
+ * busy on the disk with little CPU; socket writes, such as Kafka fetches, do not count). At most 15 s.
+ */
 export const settle = (servers: ReadonlyArray<Server>) =>
   Effect.promise(async () => {
     const deadline = performance.now() + 15_000
-    let last = servers.map((s) => s.cpuMs())
+    const sample = () => servers.map((s) => ({ cpu: s.cpuMs(), writes: s.writtenBytes() }))
+    let last = sample()
+    let quiet = 0
     for (;;) {
       await new Promise((r) => setTimeout(r, 250))
-      const now = servers.map((s) => s.cpuMs())
-      const busy = now.some((c, i) => c - last[i]! > 12)
+      const now = sample()
+      const busy = now.some((c, i) => c.cpu - last[i]!.cpu > 12 || c.writes - last[i]!.writes > 65_536)
       last = now
-      if (!busy || performance.now() > deadline) return
+      quiet = busy ? 0 : quiet + 1
+      if (quiet >= 2 || performance.now() > deadline) return
     }
   })
 
