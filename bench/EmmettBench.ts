@@ -52,6 +52,24 @@ const connectionString = (schema: string, database?: string) => {
   return `postgresql://${s.user}:${Redacted.value(s.password)}@${s.host}:${s.port}/${database ?? s.database}?options=${encodeURIComponent(`-c search_path=${schema}`)}`
 }
 
+/**
+ * Drops `database` once its connections are gone. Not `WITH (FORCE)`: `pool.end()` resolves before
+ * the sockets close, and a connection terminated under a pg pool is an unhandled error event.
+ */
+const dropDatabase = async (admin: pg.Pool, database: string) => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await admin.query(`DROP DATABASE IF EXISTS "${database}"`)
+    } catch (e) {
+      if ((e as { code?: string }).code !== "55006" || attempt >= 20) {
+        console.error(`could not drop the Emmett database ${database}: ${String(e)}`)
+        return
+      }
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+}
+
 /** Bounds a finalizer: a pool whose client leaked (a failed run) would wait forever in `end`. */
 const bounded = (f: () => Promise<unknown>) => Effect.promise(() => f().catch(() => undefined)).pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
@@ -78,10 +96,13 @@ export const emmettCases = (emmettDatabase: string, rawSchema: string, quick: bo
         yield* bounded(() => rawPool.end())
         if (store !== undefined) yield* bounded(() => store!.close())
         yield* bounded(() => emmettPool.end())
-        yield* bounded(() => admin.query(`DROP DATABASE IF EXISTS "${emmettDatabase}" WITH (FORCE)`))
+        yield* bounded(() => dropDatabase(admin, emmettDatabase))
         yield* bounded(() => admin.end())
       })
     )
+    // databases a crashed run left behind (one still in use by a run in progress stays)
+    const left = yield* Effect.promise(() => admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_emmett\\_%'`))
+    for (const { datname } of left.rows) yield* bounded(() => admin.query(`DROP DATABASE "${datname}"`))
     yield* Effect.promise(() => admin.query(`CREATE DATABASE "${emmettDatabase}"`))
     yield* Effect.promise(() =>
       admin.query(`CREATE SCHEMA IF NOT EXISTS "${rawSchema}";

@@ -50,7 +50,7 @@ const settingsFor = (name: string, schema: string, broker: BrokerKind): MinosCon
 })
 
 /** One side of the saga benchmark: runs `count` sagas at `concurrency`; each one's latency in ms. */
-interface Runner {
+export interface Runner {
   readonly name: string
   readonly run: (count: number, concurrency: number) => Effect.Effect<{ readonly latencies: ReadonlyArray<number>; readonly ms: number }, unknown>
 }
@@ -69,7 +69,7 @@ const timedRuns = (count: number, concurrency: number, one: (i: number) => Effec
   })
 
 /** Our saga (local step + remote step) with coordinator and participant on `broker`. */
-const ours = (broker: BrokerKind, run: string, schemas: Array<string>) =>
+export const ours = (broker: BrokerKind, run: string, schemas: Array<string>) =>
   Effect.gen(function*() {
     const coordinator = `sagabench${broker}${run}`
     const participant = `sagadesk${broker}${run}`

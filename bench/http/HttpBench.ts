@@ -23,7 +23,7 @@ import { tempDir } from "../LmdbBench.ts"
 
 export type Backend = "lmdb" | "postgres"
 
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const s = createServer()
     s.once("error", reject)
@@ -71,12 +71,20 @@ const get = (url: string) =>
  * Starts `args` under node + tsx with `env`; ready when `readyPath` answers (any HTTP status), or,
  * with an empty `readyPath`, when the process printed `ready`.
  */
-export const startServer = (name: string, args: ReadonlyArray<string>, env: Record<string, string>, port: number, dir: string, readyPath: string) =>
+export const startServer = (
+  name: string,
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  port: number,
+  dir: string,
+  readyPath: string,
+  nodeArgs: ReadonlyArray<string> = []
+) =>
   Effect.acquireRelease(
     Effect.promise(async (): Promise<Server> => {
       const log = join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}.log`)
       const fd = openSync(log, "a")
-      const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", ...args], {
+      const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...args], {
         env: { ...process.env, ...env },
         stdio: ["ignore", fd, fd]
       })
@@ -141,7 +149,7 @@ export interface Latencies {
 const body = JSON.stringify({ title: "Algebra", subject: "math", durationMinutes: 90 })
 
 /** POST or GET load for `ms` with `connections`; GETs cycle through `ids`. */
-const load = (server: Server, route: "POST" | "GET", connections: number, ids: ReadonlyArray<string>, latencies: Latencies, settleFirst: ReadonlyArray<Server>): Measure => ({
+export const load = (server: Server, route: "POST" | "GET", connections: number, ids: ReadonlyArray<string>, latencies: Latencies, settleFirst: ReadonlyArray<Server>): Measure => ({
   run: (ms) =>
     Effect.gen(function*() {
       yield* settle(settleFirst)
@@ -169,7 +177,7 @@ const load = (server: Server, route: "POST" | "GET", connections: number, ids: R
 })
 
 /** Creates `n` exams on `server` (untimed) and returns their ids, for the GET cases. */
-const seed = (server: Server, n: number) =>
+export const seed = (server: Server, n: number) =>
   Effect.promise(async () => {
     const ids: Array<string> = []
     for (let i = 0; i < n; i++) {
@@ -190,7 +198,7 @@ export interface HttpOptions {
 }
 
 /** Env overrides that run the exam example on `backend` in `dir` / `schema`. */
-const serviceEnv = (o: HttpOptions, port: number, dir: string, schema: string, background: boolean): Record<string, string> => ({
+export const serviceEnv = (o: Pick<HttpOptions, "backend" | "runId">, port: number, dir: string, schema: string, background: boolean): Record<string, string> => ({
   MINOS_SERVICE_NAME: `exambench${o.runId}${background ? "" : "q"}`,
   MINOS_REST_HOST: "127.0.0.1",
   MINOS_REST_PORT: String(port),
