@@ -23,6 +23,9 @@ import { type Case, concurrently, type Measure } from "./Harness.ts"
 import { batchEvents } from "./OurStorage.ts"
 import { pgSettings } from "./StorageBench.ts"
 
+/** Both sides' pool size (ours through `Postgres.layerStorage`, Emmett's `pg.Pool`). */
+export const POOL = 16
+
 /** Commands after the create, per stream. */
 export const UPDATES = 4
 
@@ -86,8 +89,8 @@ export const emmettCases = (emmettDatabase: string, rawSchema: string, quick: bo
   Effect.gen(function*() {
     const admin = new pg.Pool({ connectionString: connectionString("public"), max: 1 })
     const url = connectionString("public", emmettDatabase)
-    // Emmett takes a pg pool of its own: the same size as ours (32)
-    const emmettPool = new pg.Pool({ connectionString: url, max: 32 })
+    // Emmett takes a pg pool of its own, the same size as ours
+    const emmettPool = new pg.Pool({ connectionString: url, max: POOL })
     const rawPool = new pg.Pool({ connectionString: connectionString(rawSchema), max: 2 })
     let store: PostgresEventStore | undefined
     // one finalizer, in order: the pools, then the database, then the admin connection

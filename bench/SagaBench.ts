@@ -35,11 +35,17 @@ const Ctx = Schema.Struct({ n: Schema.Int })
 
 type BrokerKind = "memory" | "kafka"
 
+/**
+ * Each service's PostgreSQL pool: four services and two DBOS processes (10 each) share the server's
+ * 100 connections with whatever else runs on the machine.
+ */
+const POOL = 8
+
 const settingsFor = (name: string, schema: string, broker: BrokerKind): MinosConfig.Settings => ({
   source: { file: "<bench>", format: "effect-minos/1" },
   service: { name, aggregate: undefined, entry: undefined },
   rest: { enabled: false, host: "127.0.0.1", port: 0, bodyLimitBytes: 1_048_576, requestTimeoutMs: 10_000 },
-  storage: { backend: "postgres", postgres: { ...pgSettings(schema), maxConnections: 16 } },
+  storage: { backend: "postgres", postgres: { ...pgSettings(schema), maxConnections: POOL } },
   broker: broker === "kafka" ? { backend: "kafka", brokers: ["127.0.0.1:9092"], clientId: name } : { backend: "memory" },
   queue: { batchSize: 500, retry: 2, retryBackoffMs: 50, pollIntervalMs: 200 },
   saga: { storage: { backend: "lmdb", path: join(mkdtempSync(join(tmpdir(), `bench-saga-${name}-`)), "sagas.lmdb") } },
@@ -88,7 +94,7 @@ export const ours = (broker: BrokerKind, run: string, schemas: Array<string>) =>
       Microservice.layerWith({ handlers, sagas }).pipe(
         Layer.provideMerge(Layer.fresh(Microservice.layerRequestClient)),
         Layer.provideMerge(Layer.mergeAll(
-          Postgres.layerStorage(pgSettings(schema)),
+          Postgres.layerStorage({ ...pgSettings(schema), maxConnections: POOL }),
           Layer.fresh(Replies.layer),
           shared ?? KafkaBroker.layer({ brokers: ["127.0.0.1:9092"], clientId: name })
         )),

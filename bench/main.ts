@@ -18,14 +18,15 @@ import { Effect, Layer } from "effect"
 import { connect } from "node:net"
 import * as os from "node:os"
 import * as Lmdb from "../src/lmdb/Lmdb.ts"
-import { emmettCases } from "./EmmettBench.ts"
+import * as Postgres from "../src/postgres/Postgres.ts"
+import { emmettCases, POOL as EMMETT_POOL } from "./EmmettBench.ts"
 import { type Case, type Metric, printTable, type Result, runCase, writeResults } from "./Harness.ts"
 import { httpGroup } from "./http/HttpBench.ts"
 import { sagaGroup } from "./SagaBench.ts"
 import { lmdbGroup, tempDir } from "./LmdbBench.ts"
 import { kafkaBroker, kafkaBrokers, lmdbClaim, messagingCases, pgClaim, type RawKafka, rawKafka } from "./MessagingBench.ts"
 import { projectionCases } from "./ProjectionBench.ts"
-import { dropSchemas, postgresCases, postgresLayer } from "./StorageBench.ts"
+import { dropSchemas, pgSettings, postgresCases, postgresLayer } from "./StorageBench.ts"
 import { snapshotScalingCase, streamCases } from "./StreamBench.ts"
 
 const args = process.argv.slice(2)
@@ -97,7 +98,7 @@ const program = Effect.gen(function*() {
     const raw = schema("emt_raw_")
     results.push(...(yield* Effect.scoped(Effect.gen(function*() {
       return yield* runAll(yield* emmettCases(emmett, raw, quick))
-    }).pipe(Effect.provide(postgresLayer(ours))))))
+    }).pipe(Effect.provide(Postgres.layerStorage({ ...pgSettings(ours), maxConnections: EMMETT_POOL }))))))
   } else if (!pgUp) skipped.push(`emmett (${noPg})`)
 
   // stream length and snapshot-table size
