@@ -10,10 +10,11 @@
  * bare node:http server, both backends, and its RSS), `saga` (local + remote step vs DBOS).
  *
  * The filter is a group name prefix (`http`, `http LMDB`) or a `group: name` substring of a case
- * (`"lmdb: append"`). `--quick` runs every group once with small sizes (a smoke test of the bench,
+ * (`"lmdb: append"`); several, comma-separated, run each (`emmett,http`). `--quick` runs every group once with small sizes (a smoke test of the bench,
  * not a measurement). PostgreSQL schemas, LMDB temp dirs, child processes and Kafka topics created
  * by a run are removed at its end.
  */
+import "./QuickSizes.ts"
 import { Effect, Layer } from "effect"
 import { connect } from "node:net"
 import * as os from "node:os"
@@ -32,8 +33,9 @@ import { snapshotScalingCase, streamCases } from "./StreamBench.ts"
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const filter = args.find((a) => !a.startsWith("--"))
-const wants = (group: string) => filter === undefined || group.startsWith(filter) || filter.startsWith(group)
-const selected = (c: Case) => filter === undefined || `${c.group}: ${c.name}`.includes(filter) || c.group.startsWith(filter)
+const filters = filter?.split(",").map((f) => f.trim()).filter((f) => f !== "")
+const wants = (group: string) => filters === undefined || filters.some((f) => group.startsWith(f) || f.startsWith(group))
+const selected = (c: Case) => filters === undefined || filters.some((f) => `${c.group}: ${c.name}`.includes(f) || c.group.startsWith(f))
 const answers = (host: string, port: number) =>
   new Promise<boolean>((resolve) => {
     const s = connect({ host, port })
@@ -44,7 +46,7 @@ const answers = (host: string, port: number) =>
 
 // the quick mode's sizes for the older storage cases, which have no quick sizes of their own
 const quickSized = (c: Case): Case =>
-  quick && (c.group === "postgres" || c.group === "lmdb") ? { ...c, ops: Math.max(1000, Math.ceil(c.ops / 5)) } : c
+  quick && (c.group === "postgres" || c.group === "lmdb" || (c.group === "projection" && c.name.includes("follower"))) ? { ...c, ops: Math.max(1000, Math.ceil(c.ops / 5)) } : c
 
 const runAll = (cases: ReadonlyArray<Case>) =>
   Effect.gen(function*() {
