@@ -15,7 +15,7 @@
  * by a run are removed at its end.
  */
 import "./QuickSizes.ts"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Layer } from "effect"
 import { connect } from "node:net"
 import * as os from "node:os"
 import * as Lmdb from "../src/lmdb/Lmdb.ts"
@@ -64,6 +64,22 @@ const runAll = (cases: ReadonlyArray<Case>) =>
   })
 
 const runId = Date.now().toString(36)
+
+/**
+ * Runs one group; a group that fails (a server that does not start, a connection refused) is
+ * reported and skipped, so the rest of the run and its table are kept.
+ */
+const guarded = <A>(group: string, skipped: Array<string>, fallback: A, effect: Effect.Effect<A, unknown>) =>
+  effect.pipe(
+    Effect.catchCause((cause) =>
+      Effect.sync(() => {
+        const message = Cause.pretty(cause).split("\n").slice(0, 12).join("\n")
+        console.error(`  ${group}: FAILED, skipped:\n${message}`)
+        skipped.push(`${group} (failed: ${message.split("\n")[0]})`)
+        return fallback
+      })
+    )
+  )
 
 const program = Effect.gen(function*() {
   const began = performance.now()
@@ -157,7 +173,7 @@ const program = Effect.gen(function*() {
       skipped.push(`${group} (needs PostgreSQL and Kafka)`)
       continue
     }
-    const out = yield* httpGroup({ backend, runId, quick, schemas, runAll })
+    const out = yield* guarded(group, skipped, { results: [], metrics: [], latency: {} }, httpGroup({ backend, runId, quick, schemas, runAll }))
     results.push(...out.results)
     metrics.push(...out.metrics)
     Object.assign(httpLatency, out.latency)
@@ -165,7 +181,7 @@ const program = Effect.gen(function*() {
 
   // sagas, with DBOS on the same PostgreSQL
   if (pgUp && wants("saga")) {
-    const out = yield* sagaGroup({ quick, kafkaUp, withDbos: true, schemas })
+    const out = yield* guarded("saga", skipped, { results: [], metrics: [] }, sagaGroup({ quick, kafkaUp, withDbos: true, schemas }))
     results.push(...out.results)
     metrics.push(...out.metrics)
     if (!kafkaUp) skipped.push("saga on Kafka (Kafka does not answer)")
