@@ -68,7 +68,7 @@ const get = (url: string) =>
   fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0)
 
 /**
- * Starts `args` under node + tsx with `env`; ready when `readyPath` answers (any HTTP status), or,
+ * Starts `args` under node + tsx (with the `effect-minos-source` condition) with `env`; ready when `readyPath` answers (any HTTP status), or,
  * with an empty `readyPath`, when the process printed `ready`.
  */
 export const startServer = (
@@ -84,7 +84,8 @@ export const startServer = (
     Effect.promise(async (): Promise<Server> => {
       const log = join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}.log`)
       const fd = openSync(log, "a")
-      const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...args], {
+      // in-repo runs resolve `effect-minos/…` (the examples' imports) to the sources
+      const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--conditions=effect-minos-source", "--import", "tsx", ...args], {
         env: { ...process.env, ...env },
         stdio: ["ignore", fd, fd]
       })

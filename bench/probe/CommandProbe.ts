@@ -6,8 +6,8 @@
  * `Effect.fn` spans) and the schema's table lookups and row writes per command. With PROF=<file> it
  * writes a CPU profile of the timed part only (start-up and warm-up left out).
  *
- *   N=3000 C=8 PROF=/tmp/cmd.cpuprofile node --import tsx bench/probe/CommandProbe.ts
- *   node --import tsx bench/probe/ProfileSummary.ts /tmp/cmd.cpuprofile
+ *   N=3000 C=8 PROF=/tmp/cmd.cpuprofile node --conditions=effect-minos-source --import tsx bench/probe/CommandProbe.ts
+ *   node --conditions=effect-minos-source --import tsx bench/probe/ProfileSummary.ts /tmp/cmd.cpuprofile
  */
 import { Effect, Redacted, Tracer } from "effect"
 import { writeFileSync } from "node:fs"

@@ -4,7 +4,7 @@
  * Kafka, as the `http` bench group starts them.
  *
  *   SIDE=service|bare BACKEND=lmdb|postgres ROUTE=GET|POST C=16 SECONDS=10 RELAY=on|off \
- *     node --import tsx bench/probe/HttpProbe.ts
+ *     node --conditions=effect-minos-source --import tsx bench/probe/HttpProbe.ts
  *
  * Prints the rate and the profile summary (bench/probe/ProfileSummary.ts) and copies the profile to
  * the OS temp dir. PostgreSQL schemas it creates are dropped at the end.

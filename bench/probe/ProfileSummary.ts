@@ -3,7 +3,7 @@
  * @effect/sql-pg, node's net/http internals, lmdb, our src/ by folder, …) and the top functions by
  * self time, as shares of the sampled time.
  *
- *   node --import tsx bench/probe/ProfileSummary.ts <file.cpuprofile> [top=25] [skipMs=0] [operations]
+ *   node --conditions=effect-minos-source --import tsx bench/probe/ProfileSummary.ts <file.cpuprofile> [top=25] [skipMs=0] [operations]
  *
  * `skipMs` leaves out the first milliseconds of the profile (a server's start-up); with
  * `operations` the busy time is also given per operation.
@@ -135,7 +135,7 @@ export const summarise = (profile: Profile, top = 25, skipMs = 0, operations = 0
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [file, top, skip, ops] = process.argv.slice(2)
   if (file === undefined) {
-    console.error("usage: node --import tsx bench/probe/ProfileSummary.ts <file.cpuprofile> [top]")
+    console.error("usage: node --conditions=effect-minos-source --import tsx bench/probe/ProfileSummary.ts <file.cpuprofile> [top]")
     process.exit(2)
   }
   console.log(summarise(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(top ?? 25), Number(skip ?? 0), Number(ops ?? 0)))

@@ -6,7 +6,7 @@
  *   node alone → + tsx loader → + `effect` and our storage/runtime modules imported →
  *   bare server (LMDB) → exam service (LMDB + in-process broker) → exam service (PostgreSQL + Kafka)
  *
- *   node --import tsx bench/probe/RssProbe.ts
+ *   node --conditions=effect-minos-source --import tsx bench/probe/RssProbe.ts
  */
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -33,7 +33,7 @@ const freePort = () =>
 
 const measure = async (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const file = join(dir, `${name.replace(/\W+/g, "-")}.json`)
-  const child = spawn(process.execPath, ["--import", "./bench/probe/MemoryReport.mjs", ...args], {
+  const child = spawn(process.execPath, ["--conditions=effect-minos-source", "--import", "./bench/probe/MemoryReport.mjs", ...args], {
     env: { ...process.env, ...env, MEMORY_REPORT_FILE: file, MEMORY_REPORT_MS: String(wait) },
     stdio: ["ignore", "ignore", "inherit"]
   })

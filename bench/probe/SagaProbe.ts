@@ -4,8 +4,8 @@
  * Prints the spans per saga by name (SQL statements are the database-named spans). PostgreSQL
  * schemas it creates are dropped at the end.
  *
- *   BROKER=kafka N=200 C=50 PROF=/tmp/saga.cpuprofile node --import tsx bench/probe/SagaProbe.ts
- *   node --import tsx bench/probe/ProfileSummary.ts /tmp/saga.cpuprofile 30 0 200
+ *   BROKER=kafka N=200 C=50 PROF=/tmp/saga.cpuprofile node --conditions=effect-minos-source --import tsx bench/probe/SagaProbe.ts
+ *   node --conditions=effect-minos-source --import tsx bench/probe/ProfileSummary.ts /tmp/saga.cpuprofile 30 0 200
  */
 import { Effect, Tracer } from "effect"
 import { writeFileSync } from "node:fs"
