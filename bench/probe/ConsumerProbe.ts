@@ -3,9 +3,9 @@
  * consumer (one no-op event handler, fresh group) handles them; the rate is from the first batch to
  * the last record handled. Compare storages to see what the per-message inbox transaction costs:
  *
- *   STORE=lmdb        node --import tsx bench/probe/ConsumerProbe.ts   # LMDB, sync at each commit
- *   STORE=lmdb-nosync node --import tsx bench/probe/ConsumerProbe.ts   # LMDB without fsync
- *   STORE=pg          node --import tsx bench/probe/ConsumerProbe.ts   # PostgreSQL (fresh schema, dropped)
+ *   STORE=lmdb        node --conditions=effect-minos-source --import tsx bench/probe/ConsumerProbe.ts   # LMDB, sync at each commit
+ *   STORE=lmdb-nosync node --conditions=effect-minos-source --import tsx bench/probe/ConsumerProbe.ts   # LMDB without fsync
+ *   STORE=pg          node --conditions=effect-minos-source --import tsx bench/probe/ConsumerProbe.ts   # PostgreSQL (fresh schema, dropped)
  *
  * Add `--cpu-prof --cpu-prof-dir=/tmp/prof` after `node` for a profile.
  */

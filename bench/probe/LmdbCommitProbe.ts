@@ -3,7 +3,7 @@
  * work does per consumed record) versus lmdb's asynchronous batched writes (`ifNoExists` + `put`:
  * concurrent writers share one commit and its fsync, which runs off the main thread).
  *
- *   node --import tsx bench/probe/LmdbCommitProbe.ts [claims=10000] [inFlight=16]
+ *   node --conditions=effect-minos-source --import tsx bench/probe/LmdbCommitProbe.ts [claims=10000] [inFlight=16]
  */
 import { open } from "lmdb"
 import { mkdtempSync, rmSync } from "node:fs"

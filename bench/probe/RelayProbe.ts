@@ -3,7 +3,7 @@
  * the rest (claiming the rows in storage and deleting them after the ack). Real Kafka, PostgreSQL
  * (STORE=pg) or LMDB (STORE=lmdb, the default).
  *
- *   node --import tsx bench/probe/RelayProbe.ts
+ *   node --conditions=effect-minos-source --import tsx bench/probe/RelayProbe.ts
  */
 import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"

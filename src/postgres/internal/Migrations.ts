@@ -161,6 +161,18 @@ export const migrations: ReadonlyArray<Migration> = [
         revision bigint NOT NULL
       )`
     ]
+  },
+  {
+    id: 5,
+    name: "snapshot lookups by aggregate id",
+    statements: [
+      // Without table statistics (a fresh database, autovacuum off) the planner took
+      // (aggregate, transaction_id) for a lookup by id and walked every snapshot of the type. With
+      // aggregate_id in the index every plan for a lookup is a point lookup; scans of one type
+      // (`find`) still have the index, now in id order.
+      `CREATE INDEX IF NOT EXISTS minos_snapshots_lookup ON minos_snapshots (aggregate, transaction_id, aggregate_id)`,
+      `DROP INDEX IF EXISTS minos_snapshots_aggregate`
+    ]
   }
 ]
 
